@@ -1,0 +1,2 @@
+export * from "./app";
+export type { RouteAuth, RouteInfo } from "./plugins/route-auth";
