@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import { mkdirSync } from "node:fs";
 import { PGlite } from "@electric-sql/pglite";
 import type { SQL } from "drizzle-orm";
@@ -82,6 +83,7 @@ async function openPglite(url: string, loadDataDir?: Blob): Promise<Database> {
     ...(dataDir ? { dataDir } : {}),
     ...(loadDataDir ? { loadDataDir } : {}),
   });
+  guardOuterQueriesInTransactions(client);
   const db = drizzlePglite(client, { schema }) as unknown as Db;
   return {
     kind: "pglite",
@@ -98,6 +100,31 @@ async function openPglite(url: string, loadDataDir?: Blob): Promise<Database> {
       await client.close();
     },
   };
+}
+
+const insideTransaction = new AsyncLocalStorage<true>();
+
+/**
+ * PGlite is one connection: while a transaction is open, any query through the outer handle waits for
+ * that transaction to end. If the waiting query was issued from inside the transaction's own callback,
+ * it waits forever. This turns that silent hang into an immediate error naming the mistake (on
+ * PostgreSQL the same code would quietly run outside the transaction, which is a bug too).
+ */
+function guardOuterQueriesInTransactions(client: PGlite) {
+  const c = client as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+  const transaction = c.transaction!.bind(client);
+  c.transaction = (fn: unknown) => insideTransaction.run(true, () => transaction(fn));
+  for (const method of ["query", "exec"] as const) {
+    const original = c[method]!.bind(client);
+    c[method] = (...args: unknown[]) => {
+      if (insideTransaction.getStore()) {
+        return Promise.reject(
+          new Error("query through the outer database handle inside a transaction: use the transaction (tx)"),
+        );
+      }
+      return original(...args);
+    };
+  }
 }
 
 /** Runs raw SQL and returns its rows (both drivers put them on `.rows`). */

@@ -1,6 +1,6 @@
 import { AppError, conflict, forbidden, newId, notFound } from "@vpnpanel/common";
 import { type Db, type DbOrTx, schema } from "@vpnpanel/db";
-import { and, asc, eq, gt, inArray, type SQL, sql } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, or, type SQL, sql } from "drizzle-orm";
 import { writeAudit } from "../audit/audit";
 import type { PasswordHasher } from "../auth/passwords";
 import { passwordProblem } from "../auth/passwords";
@@ -65,10 +65,11 @@ export function createAdminsService(db: Db, hasher: PasswordHasher) {
     if (actor.isPlatformOwner) return undefined;
     const scope = scopeFor(actor, "memberships:read");
     const tenants = scope === "all" ? [] : [...scope];
-    return sql`(${a.id} = ${actor.id} OR ${a.id} IN (SELECT admin_id FROM memberships WHERE tenant_id IN (${sql.join(
-      [...tenants, "\u0000"].map((t) => sql`${t}`),
-      sql`, `,
-    )})))`;
+    if (tenants.length === 0) return eq(a.id, actor.id);
+    return or(
+      eq(a.id, actor.id),
+      inArray(a.id, db.select({ id: m.adminId }).from(m).where(inArray(m.tenantId, tenants))),
+    );
   }
 
   return {
@@ -176,7 +177,7 @@ export function createAdminsService(db: Db, hasher: PasswordHasher) {
         }
       }
       const passwordHash = patch.password !== undefined ? await hasher.hash(patch.password) : undefined;
-      return db.transaction(async (tx) => {
+      const updated = await db.transaction(async (tx) => {
         const [row] = await tx
           .update(a)
           .set({
@@ -203,8 +204,9 @@ export function createAdminsService(db: Db, hasher: PasswordHasher) {
             sessions_revoked: revokes,
           },
         });
-        return publicAdmin(row!, (await membershipsOf([id])).get(id));
+        return row!;
       });
+      return publicAdmin(updated, (await membershipsOf([id])).get(id));
     },
 
     /** Sets a new password without the old one (CLI recovery); revokes every session. */

@@ -1,5 +1,5 @@
 import { type DbOrTx, schema } from "@vpnpanel/db";
-import { and, desc, eq, gte, inArray, lt, lte, type SQL } from "drizzle-orm";
+import { and, desc, eq, gte, inArray, lt, lte, type SQL, sql } from "drizzle-orm";
 import type { Actor, TenantScope } from "../rbac/actor";
 import { decodeCursor, encodeCursor } from "../shared/pagination";
 
@@ -41,7 +41,7 @@ export interface AuditFilter {
 export async function listAudit(db: DbOrTx, scope: TenantScope, f: AuditFilter) {
   const a = schema.auditLog;
   const where: SQL[] = [];
-  if (scope !== "all") where.push(inArray(a.tenantId, scope.length ? [...scope] : ["\u0000"]));
+  if (scope !== "all") where.push(scope.length ? inArray(a.tenantId, [...scope]) : sql`false`);
   if (f.tenantId) where.push(eq(a.tenantId, f.tenantId));
   if (f.actorId) where.push(eq(a.actorId, f.actorId));
   if (f.action) where.push(eq(a.action, f.action));

@@ -1,6 +1,6 @@
 import { conflict, newId, notFound } from "@vpnpanel/common";
 import { type Db, schema } from "@vpnpanel/db";
-import { and, asc, eq, gt, inArray, type SQL } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, type SQL, sql } from "drizzle-orm";
 import { writeAudit } from "../audit/audit";
 import { type Actor, requirePlatform, requireTenantPermission } from "../rbac/actor";
 import { isUniqueViolation } from "../shared/db-errors";
@@ -41,7 +41,10 @@ export function createTenantsService(db: Db) {
 
     async list(actor: Actor, page: { limit: number; cursor?: string }) {
       const where: SQL[] = [];
-      if (!actor.isPlatformOwner) where.push(inArray(t.id, [...actor.memberships.keys(), "\u0000"]));
+      if (!actor.isPlatformOwner) {
+        const ids = [...actor.memberships.keys()];
+        where.push(ids.length ? inArray(t.id, ids) : sql`false`);
+      }
       if (page.cursor) where.push(gt(t.id, decodeCursor(page.cursor, "tenants")));
       const rows = await db
         .select()

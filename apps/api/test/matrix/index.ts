@@ -1,0 +1,7 @@
+import { foundationFixtures } from "./foundation";
+import type { Fixtures } from "./types";
+
+// Each capability adds its fixtures file here; the matrix test fails for any route without one.
+export const allFixtures: Fixtures = {
+  ...foundationFixtures,
+};
