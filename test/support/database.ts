@@ -42,13 +42,17 @@ async function ensureTemplate(url: string): Promise<string> {
     try {
       const exists = await c.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]);
       if (exists.rowCount) return;
-      await c.query(`CREATE DATABASE ${name}`);
-      const db = await openDatabase({ url: withDb(url, name), poolSize: 1 });
+      // Built under a temporary name and renamed when complete: an interrupted build never leaves a
+      // half-migrated template behind.
+      const building = `${name}_b${randomBytes(3).toString("hex")}`;
+      await c.query(`CREATE DATABASE ${building}`);
+      const db = await openDatabase({ url: withDb(url, building), poolSize: 1 });
       try {
         await migrate(db);
       } finally {
         await db.close();
       }
+      await c.query(`ALTER DATABASE ${building} RENAME TO ${name}`);
     } finally {
       await c.query("SELECT pg_advisory_unlock(7310099)");
     }

@@ -5,11 +5,8 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { createMetricsRegistry, type Registry, VERSION } from "@vpnpanel/common";
 import type { ControlPlane } from "@vpnpanel/control";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
-import { adminRoutes } from "./features/admins/routes";
-import { auditRoutes } from "./features/audit/routes";
-import { authRoutes } from "./features/auth/routes";
+import { features } from "./features";
 import { type ReadinessCheck, systemRoutes } from "./features/system/routes";
-import { tenantRoutes } from "./features/tenants/routes";
 import { parseAllowList, registerAuthn } from "./plugins/authn";
 import { registerErrorHandling } from "./plugins/errors";
 import { registerHttpMetrics } from "./plugins/http-metrics";
@@ -19,7 +16,7 @@ import { ErrorBody } from "./schemas";
 export interface ApiOptions {
   registry?: Registry;
   readiness?: ReadinessCheck[];
-  /** Feature route modules added by later capabilities (plans, users, nodes, …). */
+  /** Extra route modules (tests); the product's own are listed in features/index.ts. */
   features?: Array<(app: FastifyInstance, cp: ControlPlane) => void>;
 }
 
@@ -81,11 +78,7 @@ export async function buildApi(cp: ControlPlane, opts: ApiOptions = {}): Promise
     ...(cp.coord.kind === "redis" ? [{ name: "redis", check: () => cp.coord.ping() }] : []),
   ];
   systemRoutes(app, cp, registry, readiness);
-  authRoutes(app, cp);
-  tenantRoutes(app, cp);
-  adminRoutes(app, cp);
-  auditRoutes(app, cp);
-  for (const feature of opts.features ?? []) feature(app, cp);
+  for (const feature of [...features, ...(opts.features ?? [])]) feature(app, cp);
 
   await app.ready();
   return { app, routes, registry };

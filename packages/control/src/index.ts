@@ -6,6 +6,7 @@ export * from "./auth/signing-keys";
 export * from "./auth/tokens";
 export * from "./config";
 export * from "./context";
+export * from "./outbox/outbox";
 export * from "./rbac/actor";
 export * from "./rbac/permissions";
 export * from "./shared/db-errors";

@@ -53,16 +53,15 @@ async function openPostgres(url: string, poolSize: number): Promise<Database> {
       await pool.query(script);
     },
     async withAdvisoryLock(key, fn) {
-      const client = await pool.connect();
+      // A dedicated connection outside the pool holds the lock, so the work inside can use the whole
+      // pool (with a pool of one, holding the lock on a pooled connection would deadlock).
+      const client = new pg.Client({ connectionString: url, application_name: "vpnpanel-lock" });
+      await client.connect();
       try {
         await client.query("SELECT pg_advisory_lock($1)", [key]);
-        try {
-          return await fn();
-        } finally {
-          await client.query("SELECT pg_advisory_unlock($1)", [key]);
-        }
+        return await fn();
       } finally {
-        client.release();
+        await client.end();
       }
     },
     async ping() {
