@@ -1,3 +1,5 @@
+export {};
+
 // `npm run bench -- <name> [args…]`: runs one benchmark script. Benchmarks print their figures and
 // how they were measured; the results go to docs/benchmarks.md by hand, with the method.
 
