@@ -69,7 +69,17 @@ export function registerAuthn(
     const methods = Array.isArray(opts.method) ? opts.method : [opts.method];
     for (const method of methods) {
       if (method === "HEAD") continue;
-      routes.push({ method, url, auth: decl, privileged: decl.kind !== "public" || url === "/auth/login" });
+      const schema = opts.schema as
+        | { body?: unknown; params?: { properties?: Record<string, unknown> } }
+        | undefined;
+      routes.push({
+        method,
+        url,
+        auth: decl,
+        privileged: decl.kind !== "public" || url === "/auth/login",
+        hasBody: schema?.body !== undefined,
+        params: Object.keys(schema?.params?.properties ?? {}),
+      });
     }
   });
 

@@ -22,6 +22,9 @@ export interface RouteInfo {
   auth: RouteAuth;
   /** Guarded by ADMIN_IP_ALLOWLIST (every admin route; not the public ones). */
   privileged: boolean;
+  /** Whether the route validates a JSON body, and which path parameters it declares (for generated tests). */
+  hasBody: boolean;
+  params: string[];
 }
 
 declare module "fastify" {
