@@ -1,4 +1,5 @@
 import { type DbOrTx, queryRows, schema } from "@vpnpanel/db";
+import { DOMAIN_EVENTS } from "@vpnpanel/domain";
 import { sql } from "drizzle-orm";
 
 // The transactional outbox: domain events are written in the same transaction as the change, and
@@ -9,20 +10,14 @@ import { sql } from "drizzle-orm";
 // rows whose writing transaction id is below the current snapshot's xmin (no transaction that old is
 // still running), and rows behind that horizon are final.
 
-/** Events about subscribers. Payload always carries subscription_id and user_id when they exist. */
+/**
+ * Events about subscribers: the state machine's events plus the changes that do not move the state.
+ * Payload always carries subscription_id and user_id when they exist.
+ */
 export const outboxTopics = [
+  ...DOMAIN_EVENTS,
   "user.created",
   "user.updated",
-  "user.deleted",
-  "user.activated",
-  "user.limited",
-  "user.expired",
-  "user.disabled",
-  "user.enabled",
-  "user.renewed",
-  "user.reset",
-  "user.quota_changed",
-  "user.plan_changed",
   "user.credentials_rotated",
   "user.engines_changed",
   "user.token_reissued",

@@ -28,29 +28,14 @@ export const permissions = [
 export type Permission = (typeof permissions)[number];
 
 const readAll = permissions.filter((p) => p.endsWith(":read"));
+const ownerOnly: readonly Permission[] = ["memberships:write", "audit:read", "tenant:settings"];
 
 export const rolePermissions = {
   // Everything in the tenant, including who may act in it and billing-like settings.
   owner: [...permissions],
-  // Runs the service: subscribers, plans, nodes, integrations; cannot change who has access.
-  admin: [
-    "memberships:read",
-    "plans:read",
-    "plans:write",
-    "users:read",
-    "users:write",
-    "subscriptions:read",
-    "subscriptions:write",
-    "nodes:read",
-    "nodes:write",
-    "traffic:read",
-    "traffic:write",
-    "webhooks:read",
-    "webhooks:write",
-    "templates:read",
-    "templates:write",
-    "tenant:read",
-  ],
+  // Runs the service: subscribers, plans, nodes, integrations; cannot change who has access, read the
+  // audit log or change tenant settings.
+  admin: permissions.filter((p) => !ownerOnly.includes(p)),
   // Support desk: subscribers and their subscriptions only.
   operator: [
     "plans:read",
