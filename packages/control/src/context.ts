@@ -18,6 +18,7 @@ import { createAuthService } from "./auth/auth-service";
 import { createPasswordHasher } from "./auth/passwords";
 import { createKeyStore } from "./auth/signing-keys";
 import type { ControlConfig } from "./config";
+import { createTemplatesService } from "./templates/templates-service";
 import { createTenantsService } from "./tenants/tenants-service";
 
 /** Everything a control-plane role needs, wired once per process. */
@@ -33,6 +34,7 @@ export interface ControlPlane {
   auth: ReturnType<typeof createAuthService>;
   tenants: ReturnType<typeof createTenantsService>;
   admins: ReturnType<typeof createAdminsService>;
+  templates: ReturnType<typeof createTemplatesService>;
   close(): Promise<void>;
 }
 
@@ -123,6 +125,7 @@ export async function createControlPlane(
     auth,
     tenants: createTenantsService(db),
     admins: createAdminsService(db, hasher),
+    templates: createTemplatesService(db, clock),
     async close() {
       await coord.close();
       await database.close();

@@ -11,4 +11,5 @@ export * from "./rbac/actor";
 export * from "./rbac/permissions";
 export * from "./shared/db-errors";
 export * from "./shared/pagination";
+export * from "./templates/templates-service";
 export * from "./tenants/tenants-service";

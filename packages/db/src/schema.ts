@@ -197,3 +197,19 @@ export const outbox = pgTable("outbox", {
   subjectId: text("subject_id"),
   payload: jsonb("payload").$type<Record<string, unknown>>().notNull().default({}),
 });
+
+// ---- 0007_config_templates ----
+
+export type TemplateKind = "clash-meta" | "sing-box" | "remark";
+
+export const configTemplates = pgTable(
+  "config_templates",
+  {
+    tenantId: text("tenant_id").notNull(),
+    kind: text("kind").$type<TemplateKind>().notNull(),
+    body: text("body").notNull(),
+    updatedAt: ts("updated_at").notNull().defaultNow(),
+    updatedBy: text("updated_by"),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.kind] })],
+);
