@@ -6,6 +6,7 @@ import {
   loadControlConfig,
   systemActor,
 } from "@vpnpanel/control";
+import { agentEnvSchema, loadAgentConfig, runAgent } from "@vpnpanel/node-agent";
 import { Command } from "commander";
 import { parseRoles, serve } from "./serve";
 
@@ -111,6 +112,18 @@ program
   .description("Print every configuration variable with its description and default")
   .action(() => {
     process.stdout.write(`${describeEnv(controlEnvSchema)}\n`);
+  });
+
+program
+  .command("agent")
+  .description("Run the node agent (drives this node's Xray/v2ray core and WireGuard for a collector)")
+  .option("--env-example", "print every agent configuration variable with its description and default")
+  .action(async (opts: { envExample?: boolean }) => {
+    if (opts.envExample) {
+      process.stdout.write(`${describeEnv(agentEnvSchema)}\n`);
+      return;
+    }
+    await runAgent(loadAgentConfig());
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

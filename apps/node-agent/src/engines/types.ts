@@ -115,6 +115,11 @@ export interface EngineDriver<TBaseConfig> {
   /** Absolute counters per user; never resets them. */
   readUsage(): Promise<UsageReading[]>;
   status(): EngineStatus;
+  /**
+   * Readings of a previous core life found at start (a core left running by an agent that was killed),
+   * taken just before that core was stopped. The caller records them like a sample; returns each once.
+   */
+  drainOrphanReadings?(): UsageReading[];
   on<E extends keyof EngineEvents>(event: E, listener: EngineEvents[E]): () => void;
 }
 

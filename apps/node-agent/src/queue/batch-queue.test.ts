@@ -50,6 +50,16 @@ describe("batch queue", () => {
     await again.close();
   });
 
+  it("a raised seq survives a restart even before the next batch is cut", async () => {
+    const q = await openBatchQueue({ dir, now: () => now });
+    await q.advanceSeq(99);
+    await q.close();
+    const again = await openBatchQueue({ dir, now: () => now });
+    expect(again.metrics().nextSeq).toBe(100);
+    expect((await again.append({ deltas: [d("a", 1)], changes: noChanges }))?.seq).toBe(100);
+    await again.close();
+  });
+
   it("ack drops a batch; numbers are never reused after acks, compaction and restart", async () => {
     const q = await open({ compactMinBytes: 0 });
     for (let i = 0; i < 5; i++) await q.append({ deltas: [d("a", i + 1)], changes: noChanges });

@@ -42,8 +42,8 @@ export interface BatchQueueOptions {
   now?: () => number;
   /** First sequence number of a brand-new queue; default 1. */
   firstSeq?: number;
-  /** Most samples one batch may carry (Policy.max_samples_per_batch); merges stay within it. */
-  maxSamples?: number;
+  /** Most samples one batch may carry (Policy.max_samples_per_batch, which can change); merges stay within it. */
+  maxSamples?: number | (() => number);
   /** Compact when dead bytes exceed max(this, live bytes). */
   compactMinBytes?: number;
 }
@@ -146,6 +146,10 @@ export async function openBatchQueue(options: BatchQueueOptions): Promise<BatchQ
       case "ack":
         for (const seq of record.seqs) pending.delete(seq);
         return;
+      case "seq":
+        // advanceSeq(): without this a restart would hand out numbers the collector already stored.
+        nextSeq = Math.max(nextSeq, record.next);
+        return;
     }
   }
 
@@ -225,8 +229,10 @@ export async function openBatchQueue(options: BatchQueueOptions): Promise<BatchQ
         const full = pending.size + 1 > maxBatches || pendingBytes() + estimate > maxBytes;
         const unsent = full ? [...pending.values()].filter((b) => !sent.has(b.seq)) : [];
         const merged = unsent.length > 0 ? mergeDeltas(...unsent.map((b) => b.deltas), deltas) : [];
-        const canMerge =
-          unsent.length > 0 && merged.length <= (options.maxSamples ?? Number.POSITIVE_INFINITY);
+        const maxSamples =
+          (typeof options.maxSamples === "function" ? options.maxSamples() : options.maxSamples) ??
+          Number.POSITIVE_INFINITY;
+        const canMerge = unsent.length > 0 && merged.length <= maxSamples;
         overLimit = full && !canMerge;
         let record: QueueRecord;
         let batch: PendingBatch;

@@ -66,19 +66,32 @@ export function splitBatches(
   return parts;
 }
 
-export function createUsageRecorder(
-  queue: BatchQueue,
-  options: { maxSamplesPerBatch?: number } = {},
-): UsageRecorder {
+export interface UsageRecorderOptions {
+  /** A number, or a getter (the control plane's Policy can change it at run time). */
+  maxSamplesPerBatch?: number | (() => number);
+  /**
+   * Called after each durable append with the batch's seq and the deltas this call added — for a
+   * merged batch, only the new ones (the lease book already holds the merged batches' own usage).
+   */
+  onAppend?: (seq: number, deltas: readonly UsageDelta[]) => void;
+}
+
+export function createUsageRecorder(queue: BatchQueue, options: UsageRecorderOptions = {}): UsageRecorder {
   const exclusive = createSerialLock();
-  const max = options.maxSamplesPerBatch || 10_000;
+  const maxOf = () =>
+    (typeof options.maxSamplesPerBatch === "function"
+      ? options.maxSamplesPerBatch()
+      : options.maxSamplesPerBatch) || 10_000;
   const recordWith = (engine: EngineKind, readings: readonly UsageReading[], final: boolean) =>
     exclusive(async () => {
       const { deltas, changes } = computeDeltas(queue.baselines(), engine, readings, { final });
       const out: PendingBatch[] = [];
-      for (const part of splitBatches(deltas, changes, max)) {
+      for (const part of splitBatches(deltas, changes, maxOf())) {
         const batch = await queue.append(part);
-        if (batch) out.push(batch);
+        if (batch) {
+          out.push(batch);
+          options.onAppend?.(batch.seq, part.deltas);
+        }
       }
       return out;
     });

@@ -51,6 +51,22 @@ describe("core config", () => {
       tlsSettings: { certificates: [{ certificateFile: "/c.pem", keyFile: "/k.pem" }] },
     });
   });
+  it("writes stream settings rendered by the control plane verbatim (REALITY, gRPC) with sniffing", () => {
+    const raw = { network: "grpc", security: "reality", realitySettings: { dest: "example.com:443" } };
+    const sniffing = { enabled: true, destOverride: ["tls"] };
+    const config = build(XRAY, [
+      {
+        tag: "r",
+        protocol: "vless",
+        port: 443,
+        rawStreamSettings: raw,
+        sniffing,
+        vlessFlow: "xtls-rprx-vision",
+      },
+    ]);
+    expect(config.inbounds[1]).toMatchObject({ tag: "r", streamSettings: raw, sniffing });
+  });
+
   it("leaves v2ray Shadowsocks out of the file (one API inbound per user) but keeps it for Xray", () => {
     expect(build(V2RAY4, inbounds).inbounds).toHaveLength(2);
     const xray = build(XRAY, inbounds).inbounds;

@@ -22,6 +22,14 @@ export interface XrayInboundDefinition {
   shadowsocksNetworks?: Array<"tcp" | "udp">;
   /** VLESS only, Xray only (e.g. xtls-rprx-vision); v2ray 4.34 has no XTLS. */
   vlessFlow?: string;
+  /**
+   * The inbound's `streamSettings` exactly as the control plane rendered them for this core (REALITY,
+   * gRPC, HTTPUpgrade, XHTTP, …). When set they are written to the core config as they are, instead of
+   * being built from transport/tls above; the control plane validated them for the node's core.
+   */
+  rawStreamSettings?: Record<string, unknown>;
+  /** Xray `sniffing` object, passed through. */
+  sniffing?: Record<string, unknown>;
 }
 
 export interface XrayBaseConfig {
@@ -119,7 +127,8 @@ export function buildCoreConfig(flavor: CoreFlavor, base: XrayBaseConfig): Recor
       port: def.port,
       protocol: def.protocol,
       settings: inboundSettings(flavor, def),
-      streamSettings: streamSettings(def),
+      streamSettings: def.rawStreamSettings ?? streamSettings(def),
+      ...(def.sniffing ? { sniffing: def.sniffing } : {}),
     });
   }
   return {

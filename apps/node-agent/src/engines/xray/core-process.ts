@@ -16,6 +16,11 @@ export interface CoreProcessOptions {
   logger: Logger;
   /** Resolves once the core's API answers; rejects on timeout. */
   waitReady: (signal: AbortSignal) => Promise<void>;
+  /**
+   * A core left running by a previous agent (killed without a clean stop) is about to be stopped:
+   * the last chance to read its counters. `generation` is the one that core was started under.
+   */
+  onOrphan?: (generation: string) => Promise<void>;
   /** Called after every successful (re)start with the new generation. */
   onUp: (generation: string, restart: boolean) => Promise<void>;
   onCrash: (code: number | null, signal: string | null) => void;
@@ -48,12 +53,23 @@ export function createCoreProcess(options: CoreProcessOptions): CoreProcess {
   let aborter = new AbortController();
 
   async function killOrphan(): Promise<void> {
-    const pid = Number((await readFile(options.pidFile, "utf8").catch(() => "")).trim());
+    // "<pid> <generation>"; files written by older agents carry only the pid.
+    const [pidText = "", orphanGeneration] = (await readFile(options.pidFile, "utf8").catch(() => ""))
+      .trim()
+      .split(/\s+/);
+    const pid = Number(pidText);
     if (!pid) return;
     // Only kill it if it still is our core (pids are reused): its argv must match ours.
     const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
     if (cmdline.split("\0").includes(options.args.at(-1) ?? "\u0000")) {
       logger.warn({ pid }, "stopping core left over by a previous agent run");
+      if (orphanGeneration && options.onOrphan) {
+        await options
+          .onOrphan(orphanGeneration)
+          .catch((error) =>
+            logger.error({ pid, err: errorMessage(error) }, "could not read the left-over core's counters"),
+          );
+      }
       try {
         process.kill(pid, "SIGKILL");
       } catch {
@@ -64,6 +80,8 @@ export function createCoreProcess(options: CoreProcessOptions): CoreProcess {
   }
 
   async function spawnOnce(): Promise<void> {
+    // Chosen before the spawn and recorded with the pid, so a later agent can name this core's counters.
+    const nextGeneration = randomUUID();
     const proc = spawn(options.binary, options.args, { stdio: ["ignore", "pipe", "pipe"] });
     child = proc;
     // The last output is kept for the error message when the core dies during start (bad config).
@@ -86,7 +104,7 @@ export function createCoreProcess(options: CoreProcessOptions): CoreProcess {
         proc.once("spawn", resolve);
         proc.once("error", reject);
       });
-      await writeFile(options.pidFile, `${proc.pid}\n`);
+      await writeFile(options.pidFile, `${proc.pid} ${nextGeneration}\n`);
       await Promise.race([options.waitReady(aborter.signal), exitedEarly]);
     } catch (error) {
       // Never became ready: the caller retries; this process must not linger on the API port.
@@ -106,7 +124,7 @@ export function createCoreProcess(options: CoreProcessOptions): CoreProcess {
       throw new Error("core exited right after becoming ready");
     }
     startedAt = Date.now();
-    generation = randomUUID();
+    generation = nextGeneration;
   }
 
   let restarting = false;

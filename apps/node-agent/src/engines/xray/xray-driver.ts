@@ -3,7 +3,7 @@
 // concurrency. The driver's registry is the source of truth for what is applied: v2ray 4.34 has no
 // GetInboundUsers, and after a core restart the registry is what gets re-applied.
 
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { createListeners, createSerialLock, errorMessage, mapBounded } from "../async-utils";
@@ -20,6 +20,7 @@ import {
 import { diffUsers, validateUserId } from "../user-diff";
 import { type CoreApiClient, createCoreApiClient } from "./api-client";
 import {
+  API_TAG,
   buildCoreConfig,
   isPerUserInbound,
   type XrayBaseConfig,
@@ -78,6 +79,8 @@ export function createXrayDriver(options: XrayDriverOptions): XrayDriver {
   let core: CoreProcess | null = null;
   let lastError: string | null = null;
   let sysStats: SysStats | null = null;
+  /** Counters of a core a killed agent left running, read at start before it was stopped. */
+  let orphanReadings: UsageReading[] = [];
 
   const ctx = (): UserOpsContext => {
     if (!api) throw new Error("xray driver is not started");
@@ -194,9 +197,21 @@ export function createXrayDriver(options: XrayDriverOptions): XrayDriver {
   return {
     kind: "xray",
     async start(base) {
+      // A freshly spawned core holds no users. After stop() + start() (a new base config) the registry
+      // must not claim otherwise, or the next applySnapshot would diff to "unchanged" and add nobody.
+      registry.clear();
       inbounds = base.inbounds;
       await mkdir(options.stateDir, { recursive: true });
       const configPath = join(options.stateDir, `${flavor.name}-config.json`);
+      // A core left running by a killed agent still listens on the API port of the config it was
+      // started with, which the write below replaces.
+      const previousApiPort = await readFile(configPath, "utf8").then(
+        (text) =>
+          (JSON.parse(text) as { inbounds?: Array<{ tag?: string; port?: number }> }).inbounds?.find(
+            (i) => i.tag === API_TAG,
+          )?.port ?? null,
+        () => null,
+      );
       await writeFile(configPath, JSON.stringify(buildCoreConfig(flavor, base), null, 2), { mode: 0o600 });
       api = createCoreApiClient(flavor, `127.0.0.1:${base.apiPort}`, {
         deadlineMs: options.apiDeadlineMs ?? 10_000,
@@ -207,6 +222,23 @@ export function createXrayDriver(options: XrayDriverOptions): XrayDriver {
         pidFile: join(options.stateDir, `${flavor.name}.pid`),
         logger,
         waitReady,
+        onOrphan: async (generation) => {
+          if (!previousApiPort) return;
+          const orphanApi = createCoreApiClient(flavor, `127.0.0.1:${previousApiPort}`, {
+            deadlineMs: 5_000,
+          });
+          try {
+            const stats = await orphanApi.queryStats("user>>>", false);
+            for (const t of parseUserTraffic(stats).values())
+              orphanReadings.push({ userId: t.email, up: t.up, down: t.down, generation });
+            logger.info(
+              { users: orphanReadings.length },
+              "read the counters of the core a killed agent left running",
+            );
+          } finally {
+            orphanApi.close();
+          }
+        },
         onCrash: (code, signal) => events.emit("crashed", { engine: "xray", code, signal }),
         onUp: async (generation, restart) => {
           if (!restart) return;
@@ -273,6 +305,11 @@ export function createXrayDriver(options: XrayDriverOptions): XrayDriver {
       };
     },
     on: (event, listener) => events.on(event, listener),
+    drainOrphanReadings() {
+      const out = orphanReadings;
+      orphanReadings = [];
+      return out;
+    },
     pid: () => core?.pid() ?? null,
   };
 }
