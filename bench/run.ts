@@ -5,6 +5,10 @@ export {};
 
 const benches: Record<string, () => Promise<{ main(args: string[]): Promise<void> }>> = {
   // name: () => import("./name"),
+  agent: () => import("./agent"),
+  sub: () => import("./sub"),
+  lifecycle: () => import("./lifecycle"),
+  ingest: () => import("./ingest"),
 };
 
 const [name, ...args] = process.argv.slice(2);

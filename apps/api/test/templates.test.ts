@@ -17,7 +17,8 @@ describe("config templates", () => {
     const before = (await t.call(owner, { method: "GET", url: url("clash-meta") })).json();
     expect(before.custom).toBe(false);
     expect(before.body).toContain("{{PROXIES}}");
-    const mine = "proxies: []\nproxy-groups:\n  - name: Pick\n    type: select\n    proxies: ['{{PROXIES}}']\nrules:\n  - MATCH,Pick\n";
+    const mine =
+      "proxies: []\nproxy-groups:\n  - name: Pick\n    type: select\n    proxies: ['{{PROXIES}}']\nrules:\n  - MATCH,Pick\n";
     const saved = await t.call(owner, { method: "PUT", url: url("clash-meta"), payload: { body: mine } });
     expect(saved.statusCode).toBe(200);
     expect(saved.json()).toMatchObject({ custom: true, body: mine });
@@ -27,7 +28,11 @@ describe("config templates", () => {
 
   it("refuses an invalid template with an error naming what is wrong, and keeps the old one", async () => {
     const owner = t.world.members.owner;
-    const badYaml = await t.call(owner, { method: "PUT", url: url("clash-meta"), payload: { body: "proxies: [\n" } });
+    const badYaml = await t.call(owner, {
+      method: "PUT",
+      url: url("clash-meta"),
+      payload: { body: "proxies: [\n" },
+    });
     expect(badYaml.statusCode).toBe(400);
     expect(badYaml.json().error).toMatchObject({ code: "validation_failed", field: "body" });
     const noPlace = await t.call(owner, {
@@ -37,15 +42,26 @@ describe("config templates", () => {
     });
     expect(noPlace.statusCode).toBe(400);
     expect(noPlace.json().error.message).toMatch(/template is invalid/);
-    const remark = await t.call(owner, { method: "PUT", url: url("remark"), payload: { body: "{USERNAME} {NOPE}" } });
+    const remark = await t.call(owner, {
+      method: "PUT",
+      url: url("remark"),
+      payload: { body: "{USERNAME} {NOPE}" },
+    });
     expect(remark.statusCode).toBe(400);
     expect(remark.json().error.message).toMatch(/NOPE/);
     expect((await t.call(owner, { method: "GET", url: url("remark") })).json().custom).toBe(false);
   });
 
   it("writes an audit row for each change", async () => {
-    await t.call(t.world.members.admin, { method: "PUT", url: url("remark"), payload: { body: "{USERNAME}" } });
+    await t.call(t.world.members.admin, {
+      method: "PUT",
+      url: url("remark"),
+      payload: { body: "{USERNAME}" },
+    });
     const audit = await t.call(t.world.members.auditor, { method: "GET", url: `/audit?action=template.put` });
-    expect(audit.json().items[0]).toMatchObject({ actor_id: t.world.members.admin.id, target_id: `${t.world.tenantA}/remark` });
+    expect(audit.json().items[0]).toMatchObject({
+      actor_id: t.world.members.admin.id,
+      target_id: `${t.world.tenantA}/remark`,
+    });
   });
 });

@@ -1,6 +1,8 @@
 import { buildApi } from "@vpnpanel/api";
+import { startCollector } from "@vpnpanel/collector";
 import { createMetricsRegistry, VERSION } from "@vpnpanel/common";
-import { type ControlConfig, createControlPlane } from "@vpnpanel/control";
+import { type ControlConfig, createControlPlane, trafficJobs } from "@vpnpanel/control";
+import { createSchedulerRole } from "@vpnpanel/scheduler";
 import { bootstrapFirstStart } from "./bootstrap";
 
 const knownRoles = ["api", "collector", "scheduler"] as const;
@@ -43,9 +45,22 @@ export async function serve(config: ControlConfig, roles: RoleName[]) {
       `\nvpnpanel ${VERSION} is up (roles: ${roles.join(", ")})\n  API docs: ${base}/docs\n  OpenAPI:  ${base}/openapi.json\n`,
     );
   }
-  if (roles.includes("collector"))
-    log.info("collector role: no node sessions yet (added by the node control plane)");
-  if (roles.includes("scheduler")) log.info("scheduler role: no jobs registered yet");
+  if (roles.includes("collector")) {
+    // Node sessions (mTLS), enrollment, usage ingest and the nodes outbox consumer. Its stop drains:
+    // in-flight batches commit and are acked, then every stream is closed with DRAINING.
+    const collector = await startCollector(cp, { registry });
+    stops.push(() => collector.stop());
+    process.stdout.write(`  Collector: ${collector.address} (mTLS), enrollment ${collector.enrollAddress}\n`);
+  }
+  if (roles.includes("scheduler")) {
+    // Other features pass their periodic jobs here (`jobs`), e.g. traffic partitions and rollups.
+    const jobs = trafficJobs(cp.trafficMaintenance, (nodeIds) =>
+      cp.nodeBus.publish({ type: "changed", nodeIds }),
+    );
+    const scheduler = createSchedulerRole(cp, { registry, jobs });
+    scheduler.start();
+    stops.push(() => scheduler.stop());
+  }
 
   if (first) {
     process.stdout.write(

@@ -30,8 +30,11 @@ function run(args: string[], input?: string) {
   return spawnSync(process.execPath, [bin, ...args], { env, input, encoding: "utf8", timeout: 60_000 });
 }
 
-function serve(port: number): Promise<{ child: ChildProcess; output: () => string }> {
-  const child = spawn(process.execPath, [bin, "serve"], { env: { ...env, PORT: String(port) } });
+function serve(port: number, firstStart: boolean): Promise<{ child: ChildProcess; output: () => string }> {
+  // Port 0 for the collector's two gRPC listeners: other test files may run collectors concurrently.
+  const child = spawn(process.execPath, [bin, "serve"], {
+    env: { ...env, PORT: String(port), COLLECTOR_PORT: "0", ENROLL_PORT: "0" },
+  });
   children.push(child);
   let out = "";
   child.stdout.on("data", (d) => {
@@ -42,12 +45,13 @@ function serve(port: number): Promise<{ child: ChildProcess; output: () => strin
   });
   return new Promise((ok, fail) => {
     const timer = setTimeout(() => fail(new Error(`serve did not start:\n${out}`)), 60_000);
+    // Every role is up once the banner is out: the first-start login comes last on a first start.
+    const done = firstStart ? /password:\s+\S+/ : /API docs: /;
     const check = setInterval(() => {
-      if (/API docs: /.test(out)) {
+      if (done.test(out)) {
         clearInterval(check);
         clearTimeout(timer);
-        // The first-start banner is printed right after the URLs.
-        setTimeout(() => ok({ child, output: () => out }), 200);
+        setTimeout(() => ok({ child, output: () => out }), firstStart ? 0 : 500);
       }
     }, 50);
   });
@@ -62,7 +66,7 @@ const stop = (c: ChildProcess) =>
 describe("vpnpanel CLI", () => {
   it("first start prints the docs URL and a one-time owner login that works; the second start does not", async () => {
     const port = 18_000 + Math.floor(Math.random() * 2000);
-    const first = await serve(port);
+    const first = await serve(port, true);
     const out = first.output();
     expect(out).toContain(`API docs: http://127.0.0.1:${port}/docs`);
     const email = /email:\s+(\S+)/.exec(out)?.[1];
@@ -81,7 +85,7 @@ describe("vpnpanel CLI", () => {
     expect(((await me.json()) as { is_platform_owner: boolean }).is_platform_owner).toBe(true);
     expect(await stop(first.child)).toBe(0);
 
-    const second = await serve(port);
+    const second = await serve(port, false);
     expect(second.output()).not.toMatch(/password:/);
     expect(await stop(second.child)).toBe(0);
   });

@@ -18,11 +18,15 @@ import { createAuthService } from "./auth/auth-service";
 import { createPasswordHasher } from "./auth/passwords";
 import { createKeyStore } from "./auth/signing-keys";
 import type { ControlConfig } from "./config";
+import { createNodeControlPlane, type NodeControlServices } from "./nodes/wiring";
+import { createSubscriptionFeed, feedSettings } from "./subscription-feed/feed-service";
+import { createUserConfigs } from "./subscription-feed/user-configs";
+import { createLifecycleServices, type LifecycleServices } from "./subscriptions/wiring";
 import { createTemplatesService } from "./templates/templates-service";
 import { createTenantsService } from "./tenants/tenants-service";
 
-/** Everything a control-plane role needs, wired once per process. */
-export interface ControlPlane {
+/** Everything a control-plane role needs, wired once per process (features: nodes/ and subscriptions/ wiring). */
+export interface ControlPlane extends NodeControlServices, LifecycleServices {
   config: ControlConfig;
   log: Logger;
   clock: Clock;
@@ -35,6 +39,8 @@ export interface ControlPlane {
   tenants: ReturnType<typeof createTenantsService>;
   admins: ReturnType<typeof createAdminsService>;
   templates: ReturnType<typeof createTemplatesService>;
+  subscriptionFeed: ReturnType<typeof createSubscriptionFeed>;
+  userConfigs: ReturnType<typeof createUserConfigs>;
   close(): Promise<void>;
 }
 
@@ -113,6 +119,9 @@ export async function createControlPlane(
       loginWindowSeconds: config.LOGIN_RATE_LIMIT_WINDOW_SECONDS,
     },
   });
+  const feedDeps = { db, box, coord, clock, log, settings: feedSettings(config) };
+  const subscriptionFeed = createSubscriptionFeed(feedDeps);
+  const nodeWiring = createNodeControlPlane(config, database, box, clock, coord);
   return {
     config,
     log,
@@ -125,7 +134,11 @@ export async function createControlPlane(
     auth,
     tenants: createTenantsService(db),
     admins: createAdminsService(db, hasher),
-    templates: createTemplatesService(db, clock),
+    templates: createTemplatesService(db, clock, (tenantId) => subscriptionFeed.tenantChanged(tenantId)),
+    subscriptionFeed,
+    userConfigs: createUserConfigs({ ...feedDeps, feed: subscriptionFeed, now: () => clock.now() }),
+    ...nodeWiring,
+    ...createLifecycleServices(config, db, box, clock, log),
     async close() {
       await coord.close();
       await database.close();

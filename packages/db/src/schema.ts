@@ -2,6 +2,7 @@ import {
   bigint,
   bigserial,
   boolean,
+  doublePrecision,
   integer,
   jsonb,
   pgTable,
@@ -198,6 +199,42 @@ export const outbox = pgTable("outbox", {
   payload: jsonb("payload").$type<Record<string, unknown>>().notNull().default({}),
 });
 
+// ---- 0003_lifecycle ----
+// Columns added to `subscriptions` (prev_state, next_plan_id) are read through raw SQL in the
+// lifecycle layer; the tables below are new.
+
+export const webhookEndpoints = pgTable("webhook_endpoints", {
+  id: text("id").primaryKey(),
+  tenantId: text("tenant_id").notNull(),
+  url: text("url").notNull(),
+  description: text("description"),
+  events: text("events").array().notNull(),
+  enabled: boolean("enabled").notNull().default(true),
+  secretEnc: text("secret_enc").notNull(),
+  createdAt: ts("created_at").notNull().defaultNow(),
+  updatedAt: ts("updated_at").notNull().defaultNow(),
+});
+
+export type WebhookDeliveryStatus = "pending" | "delivered" | "failed";
+
+export const webhookDeliveries = pgTable("webhook_deliveries", {
+  id: text("id").primaryKey(),
+  endpointId: text("endpoint_id").notNull(),
+  tenantId: text("tenant_id").notNull(),
+  outboxId: bigint("outbox_id", { mode: "number" }).notNull(),
+  topic: text("topic").notNull(),
+  body: text("body").notNull(),
+  status: text("status").$type<WebhookDeliveryStatus>().notNull().default("pending"),
+  attempts: integer("attempts").notNull().default(0),
+  nextAttemptAt: ts("next_attempt_at"),
+  lastAttemptAt: ts("last_attempt_at"),
+  lastStatusCode: integer("last_status_code"),
+  lastError: text("last_error"),
+  lastDurationMs: integer("last_duration_ms"),
+  deliveredAt: ts("delivered_at"),
+  createdAt: ts("created_at").notNull().defaultNow(),
+});
+
 // ---- 0007_config_templates ----
 
 export type TemplateKind = "clash-meta" | "sing-box" | "remark";
@@ -213,3 +250,118 @@ export const configTemplates = pgTable(
   },
   (t) => [primaryKey({ columns: [t.tenantId, t.kind] })],
 );
+
+// ---- 0004_nodes ----
+
+export type NodeCore = "xray" | "v2ray";
+export type NodeStatus = "pending" | "active" | "revoked";
+export type AssignmentStrategy = "all" | "manual" | "round_robin" | "by_tag" | "by_capacity";
+
+export const pkiAuthorities = pgTable("pki_authorities", {
+  id: text("id").primaryKey(),
+  certPem: text("cert_pem").notNull(),
+  keyEnc: text("key_enc").notNull(),
+  notAfter: ts("not_after").notNull(),
+  createdAt: ts("created_at").notNull().defaultNow(),
+});
+
+export const nodes = pgTable("nodes", {
+  id: text("id").primaryKey(),
+  tenantId: text("tenant_id").notNull(),
+  name: text("name").notNull(),
+  address: text("address").notNull(),
+  tags: text("tags").array().notNull().default([]),
+  capacity: integer("capacity"),
+  core: text("core").$type<NodeCore>().notNull().default("xray"),
+  engines: text("engines").array().$type<Engine[]>().notNull(),
+  inbounds: jsonb("inbounds").$type<Record<string, unknown>[]>().notNull().default([]),
+  wireguard: jsonb("wireguard").$type<Record<string, unknown> | null>(),
+  policy: jsonb("policy").$type<Record<string, unknown>>().notNull().default({}),
+  status: text("status").$type<NodeStatus>().notNull().default("pending"),
+  apiKeyHash: text("api_key_hash"),
+  enrolledAt: ts("enrolled_at"),
+  createdAt: ts("created_at").notNull().defaultNow(),
+  updatedAt: ts("updated_at").notNull().defaultNow(),
+});
+
+export const nodeCertificates = pgTable("node_certificates", {
+  serialHex: text("serial_hex").primaryKey(),
+  nodeId: text("node_id").notNull(),
+  tenantId: text("tenant_id").notNull(),
+  fingerprintSha256: text("fingerprint_sha256").notNull(),
+  notBefore: ts("not_before").notNull(),
+  notAfter: ts("not_after").notNull(),
+  issuedVia: text("issued_via").$type<"enroll" | "renew">().notNull(),
+  issuedAt: ts("issued_at").notNull().defaultNow(),
+  revokedAt: ts("revoked_at"),
+  revokedReason: text("revoked_reason"),
+});
+
+export const nodeEnrollmentTokens = pgTable("node_enrollment_tokens", {
+  tokenHash: text("token_hash").primaryKey(),
+  nodeId: text("node_id").notNull(),
+  createdBy: text("created_by"),
+  createdAt: ts("created_at").notNull().defaultNow(),
+  expiresAt: ts("expires_at").notNull(),
+  usedAt: ts("used_at"),
+});
+
+export const nodeHealth = pgTable("node_health", {
+  nodeId: text("node_id").primaryKey(),
+  connected: boolean("connected").notNull().default(false),
+  collectorId: text("collector_id"),
+  sessionStartedAt: ts("session_started_at"),
+  lastSeenAt: ts("last_seen_at"),
+  agentVersion: text("agent_version"),
+  bootId: text("boot_id"),
+  capabilities: jsonb("capabilities").$type<unknown[]>().notNull().default([]),
+  wireguardInterfaces: jsonb("wireguard_interfaces").$type<unknown[]>().notNull().default([]),
+  engineStatus: jsonb("engine_status").$type<unknown[]>().notNull().default([]),
+  appliedRevision: bigint("applied_revision", { mode: "bigint" }).notNull().default(0n),
+  usageQueueDepth: integer("usage_queue_depth"),
+  oldestPendingUsage: ts("oldest_pending_usage"),
+  leaseState: text("lease_state"),
+  loadAverage1m: doublePrecision("load_average_1m"),
+  memoryUsedBytes: bigint("memory_used_bytes", { mode: "bigint" }),
+  memoryTotalBytes: bigint("memory_total_bytes", { mode: "bigint" }),
+  applyFailures: jsonb("apply_failures").$type<unknown[]>().notNull().default([]),
+  updatedAt: ts("updated_at").notNull().defaultNow(),
+});
+
+export const nodeAssignments = pgTable(
+  "node_assignments",
+  {
+    subscriptionId: text("subscription_id").notNull(),
+    nodeId: text("node_id").notNull(),
+    tenantId: text("tenant_id").notNull(),
+    role: text("role").$type<"primary" | "redundant">().notNull().default("primary"),
+    source: text("source").$type<"auto" | "manual">().notNull().default("auto"),
+    createdAt: ts("created_at").notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.subscriptionId, t.nodeId] })],
+);
+
+export const nodeAssignmentPolicies = pgTable("node_assignment_policies", {
+  tenantId: text("tenant_id").primaryKey(),
+  strategy: text("strategy").$type<AssignmentStrategy>().notNull(),
+  tags: text("tags").array().notNull().default([]),
+  redundancy: integer("redundancy").notNull().default(0),
+  rrCursor: bigint("rr_cursor", { mode: "number" }).notNull().default(0),
+  updatedAt: ts("updated_at").notNull().defaultNow(),
+});
+
+export const nodeRevisions = pgTable("node_revisions", {
+  nodeId: text("node_id").primaryKey(),
+  revision: bigint("revision", { mode: "bigint" }).notNull().default(1n),
+  configRevision: bigint("config_revision", { mode: "bigint" }).notNull().default(1n),
+  floorRevision: bigint("floor_revision", { mode: "bigint" }).notNull().default(1n),
+});
+
+// ---- 0005_traffic ----
+// usage_batches, traffic_events and traffic_rollups_hourly are written and read through raw SQL
+// (unnest batches, partitioned tables); only the small state tables are typed here.
+
+export const nodeUsageState = pgTable("node_usage_state", {
+  nodeId: text("node_id").primaryKey(),
+  floorSeq: bigint("floor_seq", { mode: "bigint" }).notNull().default(0n),
+});

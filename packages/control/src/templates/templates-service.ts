@@ -1,4 +1,3 @@
-import { and, eq } from "drizzle-orm";
 import { AppError, type Clock } from "@vpnpanel/common";
 import { type Db, schema } from "@vpnpanel/db";
 import {
@@ -9,6 +8,7 @@ import {
   validateRemarkTemplate,
   validateSingboxTemplate,
 } from "@vpnpanel/render";
+import { and, eq } from "drizzle-orm";
 import { writeAudit } from "../audit/audit";
 import { type Actor, requireTenantPermission } from "../rbac/actor";
 
@@ -79,7 +79,10 @@ export function createTemplatesService(db: Db, clock: Clock, onChange: TemplateC
         await tx
           .insert(t)
           .values({ tenantId, kind, body, updatedAt: clock.now(), updatedBy: actor.id })
-          .onConflictDoUpdate({ target: [t.tenantId, t.kind], set: { body, updatedAt: clock.now(), updatedBy: actor.id } });
+          .onConflictDoUpdate({
+            target: [t.tenantId, t.kind],
+            set: { body, updatedAt: clock.now(), updatedBy: actor.id },
+          });
         await writeAudit(tx, actor, {
           tenantId,
           action: "template.put",

@@ -1,6 +1,6 @@
+import { type ControlPlane, type TemplateKind, templateKinds } from "@vpnpanel/control";
 import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
-import { type ControlPlane, templateKinds, type TemplateKind } from "@vpnpanel/control";
 import { requireActor } from "../../plugins/authn";
 import { tenantRoute } from "../../plugins/route-auth";
 import { errorResponses, Id, Nullable } from "../../schemas";
@@ -44,7 +44,10 @@ export function templateRoutes(app: FastifyInstance, cp: ControlPlane) {
         summary:
           "Save a template. Clash-Meta: YAML whose proxy groups list {{PROXIES}} where the subscriber's proxies go; sing-box: JSON likewise; remark: a name template with {USERNAME}, {DATA_LEFT}, {DAYS_LEFT}, …",
         params: Params,
-        body: Type.Object({ body: Type.String({ minLength: 1, maxLength: 262_144 }) }, { additionalProperties: false }),
+        body: Type.Object(
+          { body: Type.String({ minLength: 1, maxLength: 262_144 }) },
+          { additionalProperties: false },
+        ),
         response: { 200: Template, ...errorResponses },
       },
     },
@@ -58,7 +61,12 @@ export function templateRoutes(app: FastifyInstance, cp: ControlPlane) {
     "/tenants/:id/templates/:kind",
     {
       config: tenantRoute("templates:write"),
-      schema: { tags: ["templates"], summary: "Back to the built-in default", params: Params, response: { 204: Type.Null(), ...errorResponses } },
+      schema: {
+        tags: ["templates"],
+        summary: "Back to the built-in default",
+        params: Params,
+        response: { 204: Type.Null(), ...errorResponses },
+      },
     },
     async (req, reply) => {
       const p = req.params as { id: string; kind: TemplateKind };

@@ -175,9 +175,9 @@ export enum CloseReason {
   REVOKED = 1,
   /** SUPERSEDED - a newer session for this node replaced this one */
   SUPERSEDED = 2,
-  /** DRAINING - the collector is shutting down. The agent reconnects, possibly to another replica */
+  /** DRAINING - the collector is shutting down (in-flight batches were acked first). The agent reconnects, possibly to another replica */
   DRAINING = 3,
-  /** RENEW_CERTIFICATE - the certificate expires soon. The agent calls RenewCertificate and reconnects */
+  /** RENEW_CERTIFICATE - the certificate expires within 24 h. The agent calls RenewCertificate and reconnects */
   RENEW_CERTIFICATE = 4,
   UNRECOGNIZED = -1,
 }
@@ -274,6 +274,11 @@ export interface Hello {
    * The desired-state revision the node has fully applied (0 = none). If the control plane still has
    * the changes since this revision, it sends a StateDiff. If the revision is unknown or too old, it
    * sends a snapshot. If the revision is current, it sends nothing, and the agent restarts nothing.
+   * As implemented: every change is one revision (one subscriber, or the node config). applied ==
+   * current → nothing; 0 < applied < current and not older than the pruned change log → one
+   * StateDiff(applied → current) when it names at most 5,000 subscribers, else a snapshot; 0, ahead
+   * of the control plane, or pruned → a snapshot. Commands the agent never acked are in that diff or
+   * snapshot (they are not re-sent as Command messages).
    */
   appliedRevision: bigint;
   wireguardInterfaces: WireguardInterfaceInfo[];
@@ -311,6 +316,8 @@ export interface WireguardInterfaceInfo {
 /**
  * The agent has applied these commands, or the revision, or both. When a command failed, the agent
  * still acks it, with an entry in `failures`. Otherwise the collector would re-send the command forever.
+ * A command id names its revision ("<node_id>/<revision>"), so acking it acks that revision; the
+ * collector records max(applied_revision, acked revisions) as the node's applied revision.
  */
 export interface Ack {
   commandIds: string[];
@@ -351,6 +358,10 @@ export interface UsageBatch {
 }
 
 export interface UsageSample {
+  /**
+   * DesiredUser.user_id, i.e. the subscription id. A sample for an unknown subscription, or for a
+   * subscription of another tenant, is skipped (counted in a metric); the batch is still stored and acked.
+   */
   userId: string;
   engine: Engine;
   /** delta since the previous sample of this user and engine (client → node) */
@@ -396,8 +407,10 @@ export interface ControlMessage {
 }
 
 /**
- * The full desired state, in order. Chunks keep each message far below grpc-js's 4 MB default
- * limit. The agent applies a snapshot only when it has all the chunks of one revision. Then it
+ * The full desired state, in order (by user_id, 1,000 users per chunk). Chunks keep each message far
+ * below grpc-js's 4 MB default limit. `revision` is read before the first chunk; a change made while
+ * the snapshot streams is sent after it as a Command or StateDiff (content is always current state,
+ * so applying both is harmless). Disabled subscribers are included with suspended = true. The agent applies a snapshot only when it has all the chunks of one revision. Then it
  * reconciles by difference and restarts no core. If a chunk of another revision arrives, or an index
  * is missing, the agent drops the partial snapshot and sends Hello again.
  */
@@ -422,6 +435,9 @@ export interface SnapshotChunk {
 /**
  * The changes from `from_revision` to `to_revision`. The agent applies a diff only when its
  * applied revision equals `from_revision`. Otherwise it sends Hello again.
+ * Sent on Hello (see Hello.applied_revision) and live when more than 64 changes are pending or one of
+ * them is a node-config change. Each changed subscriber appears once, with its state now: in
+ * `upserts` if the node must carry it, in `removals` otherwise.
  */
 export interface StateDiff {
   fromRevision: bigint;
@@ -440,6 +456,12 @@ export interface StateDiff {
  * revision-1 to revision. The agent applies it only when its applied revision is revision-1, and
  * acks its id. The control plane re-sends unacked commands on reconnect. They are part of the
  * desired state, so a snapshot or diff covers them too.
+ * As implemented: a live change of one subscriber goes out as a Command right after the commit that
+ * made it (for a quota crossing: right after the usage batch's transaction, on every node that
+ * serves the subscriber, through whichever collector holds each node's stream). id =
+ * "<node_id>/<revision>". add_user carries the full user (also for a subscriber re-enabled after a
+ * suspension); suspend_user is sent for a disabled subscriber; remove_user for limited, expired,
+ * deleted or unassigned ones. resume_user is not sent by this control plane (add_user replaces it).
  */
 export interface Command {
   id: string;
@@ -455,7 +477,10 @@ export interface Command {
 
 /**
  * Acknowledges exactly one batch, the one with `seq`. The collector sends it after the batch's
- * transaction committed, or after it found the seq already stored (a replay). The ack is not
+ * transaction committed, or after it found the seq already stored (a replay). Batches of several
+ * nodes may share one transaction (group commit); acks of one node's batches may come in any order.
+ * While the database is unreachable the collector keeps the batch and retries; it never acks a
+ * batch it has not stored. The ack is not
  * cumulative. Batches commit independently, so "everything up to seq" could drop a batch whose
  * commit failed.
  */
@@ -465,7 +490,11 @@ export interface UsageAck {
   duplicate: boolean;
 }
 
-/** Sent first on every session, and again whenever it changes. */
+/**
+ * Sent first on every session, and again whenever it changes. The node's policy document
+ * (/nodes/{id}/policy) overrides the defaults with the keys usage_interval_seconds,
+ * health_interval_seconds, max_samples_per_batch and enforce_leases_online.
+ */
 export interface Policy {
   /** how often to cut a UsageBatch; also bounds local overuse (§5.5) */
   usageIntervalSeconds: number;
@@ -484,7 +513,11 @@ export interface Policy {
   enforceLeasesOnline: boolean;
 }
 
-/** Fresh remaining-byte budgets. They do not change the desired-state revision. */
+/**
+ * Fresh remaining-byte budgets. They do not change the desired-state revision. Sent after a lifecycle
+ * event changed a served subscriber's quota, usage or expiry (renewal, reset, plan change,
+ * activation) and, every minute, for members with a quota whose usage moved (other nodes' usage).
+ */
 export interface LeaseUpdate {
   leases: UserLeaseGrant[];
   /**
@@ -511,7 +544,7 @@ export interface DesiredUser {
   userId: string;
   /**
    * The email the cores key the user by, and the name of its stats counters. Stable for the
-   * user's life, and unique per node.
+   * user's life, and unique per node. The control plane sets it equal to user_id.
    */
   email: string;
   engines: Engine[];
@@ -4613,7 +4646,13 @@ export const NodeControlService = {
     responseSerialize: (value: RenewResponse): Buffer => Buffer.from(RenewResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RenewResponse => RenewResponse.decode(value),
   },
-  /** One long-lived stream per node. The agent's first message is Hello. */
+  /**
+   * One long-lived stream per node. The agent's first message is Hello (within 15 s, else the stream
+   * ends with DEADLINE_EXCEEDED). The collector checks the certificate on Hello (and on every
+   * RenewCertificate): revoked, never issued, expired → UNAUTHENTICATED; a Hello.node_id that is not
+   * the certificate's → PERMISSION_DENIED. Its first message is always Policy; then the desired
+   * state (see Hello). A newer session for the same node closes the older one (Close SUPERSEDED).
+   */
   session: {
     path: "/vpnpanel.node.v1.NodeControl/Session" as const,
     requestStream: true as const,
@@ -4628,7 +4667,13 @@ export const NodeControlService = {
 export interface NodeControlServer extends UntypedServiceImplementation {
   /** Called before the current certificate expires, with a CSR for a new key pair. */
   renewCertificate: handleUnaryCall<RenewRequest, RenewResponse>;
-  /** One long-lived stream per node. The agent's first message is Hello. */
+  /**
+   * One long-lived stream per node. The agent's first message is Hello (within 15 s, else the stream
+   * ends with DEADLINE_EXCEEDED). The collector checks the certificate on Hello (and on every
+   * RenewCertificate): revoked, never issued, expired → UNAUTHENTICATED; a Hello.node_id that is not
+   * the certificate's → PERMISSION_DENIED. Its first message is always Policy; then the desired
+   * state (see Hello). A newer session for the same node closes the older one (Close SUPERSEDED).
+   */
   session: handleBidiStreamingCall<AgentMessage, ControlMessage>;
 }
 
@@ -4649,7 +4694,13 @@ export interface NodeControlClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RenewResponse) => void,
   ): ClientUnaryCall;
-  /** One long-lived stream per node. The agent's first message is Hello. */
+  /**
+   * One long-lived stream per node. The agent's first message is Hello (within 15 s, else the stream
+   * ends with DEADLINE_EXCEEDED). The collector checks the certificate on Hello (and on every
+   * RenewCertificate): revoked, never issued, expired → UNAUTHENTICATED; a Hello.node_id that is not
+   * the certificate's → PERMISSION_DENIED. Its first message is always Policy; then the desired
+   * state (see Hello). A newer session for the same node closes the older one (Close SUPERSEDED).
+   */
   session(): ClientDuplexStream<AgentMessage, ControlMessage>;
   session(options: Partial<CallOptions>): ClientDuplexStream<AgentMessage, ControlMessage>;
   session(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<AgentMessage, ControlMessage>;
