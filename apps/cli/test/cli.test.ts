@@ -27,7 +27,7 @@ afterAll(() => {
 });
 
 function run(args: string[], input?: string) {
-  return spawnSync(process.execPath, [bin, ...args], { env, input, encoding: "utf8", timeout: 60_000 });
+  return spawnSync(process.execPath, [bin, ...args], { env, input, encoding: "utf8", timeout: 170_000 });
 }
 
 function serve(port: number, firstStart: boolean): Promise<{ child: ChildProcess; output: () => string }> {
@@ -44,7 +44,7 @@ function serve(port: number, firstStart: boolean): Promise<{ child: ChildProcess
     out += d;
   });
   return new Promise((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error(`serve did not start:\n${out}`)), 60_000);
+    const timer = setTimeout(() => fail(new Error(`serve did not start:\n${out}`)), 170_000);
     // Every role is up once the banner is out: the first-start login comes last on a first start.
     const done = firstStart ? /password:\s+\S+/ : /API docs: /;
     const check = setInterval(() => {
@@ -63,7 +63,9 @@ const stop = (c: ChildProcess) =>
     c.kill("SIGTERM");
   });
 
-describe("vpnpanel CLI", () => {
+// Each test spawns real processes (PGlite start, migrations): generous limits, so a loaded machine
+// makes them slow rather than flaky.
+describe("vpnpanel CLI", { timeout: 180_000 }, () => {
   it("first start prints the docs URL and a one-time owner login that works; the second start does not", async () => {
     const port = 18_000 + Math.floor(Math.random() * 2000);
     const first = await serve(port, true);
