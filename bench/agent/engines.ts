@@ -9,7 +9,7 @@ import type { ApplyResult } from "@vpnpanel/node-agent/engines/types";
 import type { AssembledSnapshot } from "@vpnpanel/node-agent/session/snapshot-assembler";
 import { createSnapshotAssembler } from "@vpnpanel/node-agent/session/snapshot-assembler";
 import { ControlMessage, type NodeConfig } from "@vpnpanel/proto";
-import { procCpuSeconds, selfCpuSeconds } from "./instrument";
+import { childrenCpuSeconds, procCpuSeconds, selfCpuSeconds } from "./instrument";
 import type { TrafficProgress, TrafficRequest, TrafficResult } from "./traffic";
 import { desiredUser, type Population } from "./users";
 
@@ -52,6 +52,8 @@ export interface Measured<G> {
   agentCpu: number;
   /** CPU seconds of the core processes (v2ray / wireguard-go) during the call. */
   coreCpu: number;
+  /** CPU seconds of the short-lived commands (wg, ip) this process ran and reaped during the call. */
+  childCpu: number;
   /** Counts of an ApplyResult (applySnapshot); the id lists themselves are not kept. */
   outcome?: ApplyCounts;
 }
@@ -104,6 +106,7 @@ export function instrumentDriver<T extends object, G>(
       if (typeof prop !== "string" || !methods.includes(prop)) return fn.bind(t);
       return async (...args: unknown[]) => {
         const before = await cpuOf(await corePids());
+        const children0 = await childrenCpuSeconds();
         counter.reset();
         const cpu0 = process.cpuUsage();
         const started = performance.now();
@@ -117,10 +120,19 @@ export function instrumentDriver<T extends object, G>(
           const agentCpu = selfCpuSeconds(cpu0);
           const calls = counter.total();
           const groups = counter.groups();
+          const childCpu = (await childrenCpuSeconds()) - children0;
           const after = await cpuOf(await corePids());
           let coreCpu = 0;
           for (const [pid, cpu] of after) coreCpu += cpu - (before.get(pid) ?? 0);
-          last.set(prop, { seconds, calls, groups, agentCpu, coreCpu, ...(outcome ? { outcome } : {}) });
+          last.set(prop, {
+            seconds,
+            calls,
+            groups,
+            agentCpu,
+            coreCpu,
+            childCpu,
+            ...(outcome ? { outcome } : {}),
+          });
         }
       };
     },

@@ -280,6 +280,13 @@ export async function procCpuSeconds(pid: number | null | undefined): Promise<nu
   return (utime + stime) / 100;
 }
 
+/** CPU seconds of this process's finished (waited-for) children: cutime + cstime of /proc/self/stat. */
+export async function childrenCpuSeconds(): Promise<number> {
+  const stat = await readFile("/proc/self/stat", "utf8").catch(() => "");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[13] ?? 0) + Number(fields[14] ?? 0)) / 100;
+}
+
 /** CPU seconds this process used since `since` (process.cpuUsage()). */
 export function selfCpuSeconds(since: NodeJS.CpuUsage): number {
   const d = process.cpuUsage(since);
