@@ -37,7 +37,8 @@ describe("authorization matrix", () => {
     expect(missing).toEqual([]);
   });
 
-  it("covers every route declared in the app", async () => {
+  // Every route × 6 callers × 2 tenants, each with fresh fixtures: minutes on a loaded 2-core machine.
+  it("covers every route declared in the app", { timeout: 900_000 }, async () => {
     for (const route of t.api.routes) {
       const fixture = allFixtures[key(route)];
       if (!fixture) continue;
