@@ -18,8 +18,8 @@ export default defineConfig({
           name: "integration",
           include: ["packages/*/test/**/*.test.ts", "apps/*/test/**/*.test.ts"],
           environment: "node",
-          testTimeout: 60_000,
-          hookTimeout: 120_000,
+          testTimeout: 180_000,
+          hookTimeout: 300_000,
           // PGlite instances are memory-hungry; keep parallelism modest on 2 cores.
           maxWorkers: 2,
           sequence: { groupOrder: 1 },
