@@ -62,6 +62,8 @@ function parseArgs(args: string[]) {
     keep: args.includes("--keep"),
     /** Reuse a database kept by an earlier `--keep` run (skips seeding). */
     reuse: get("reuse"),
+    /** Request every subscriber's document once before measuring (a warm cache: give SUB_CACHE_MEMORY_MB room). */
+    prewarm: args.includes("--prewarm"),
     phases: new Set((get("phases") ?? "ceiling,sub,fixed,304").split(",")),
   };
 }
@@ -497,6 +499,24 @@ export async function main(args: string[]) {
       process.stdout.write(`304 sample: ${withEtag.length} subscribers with their current ETag\n`);
     }
 
+    if (o.prewarm) {
+      const t0 = Date.now();
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: 32 }, async () => {
+          while (next < tokens.length) {
+            const token = tokens[next++]!;
+            const res = await fetch(`http://127.0.0.1:${api.port}/sub/${token}`, {
+              headers: { "user-agent": UA },
+            });
+            await res.arrayBuffer();
+          }
+        }),
+      );
+      process.stdout.write(
+        `prewarmed ${tokens.length} documents in ${((Date.now() - t0) / 1000).toFixed(0)} s\n`,
+      );
+    }
     process.stdout.write("warm-up (3 s each)\n");
     if (o.phases.has("ceiling")) await load("ceiling", hello, { duration: 3, connections: o.connections });
     if (o.phases.has("sub")) await load("/sub 200", api, { ...o, duration: 3, path: random });
