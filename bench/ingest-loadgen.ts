@@ -4,10 +4,11 @@
 //
 //   node --import tsx bench/ingest-loadgen.ts <identities.json> <address> <mode> [options as JSON]
 // modes:
-//   stream     every node sends batches of all its subscribers, `window` batches in flight, for
-//              `seconds`; reports acked samples/s. With `crossing` (a file of subscription ids whose
-//              quota is nearly spent), the first batch of each node spends them and the delay from
-//              sending that batch to receiving each removal is reported.
+//   stream     every node sends batches of all its subscribers, `window` batches in flight (and, with
+//              `intervalMs`, one batch per interval, nodes staggered), for `seconds`; reports acked
+//              samples/s. With `crossing` (a file of subscription ids whose quota is nearly spent),
+//              batch number `crossAt` of each node spends them and the delay from sending that batch
+//              to receiving each removal is reported.
 //   reconnect  connects every node, prints "ready", then waits until each one's stream dropped and
 //              came back (a collector restart); reports when the last one was back in session.
 // One JSON result line goes to stdout.
@@ -36,6 +37,10 @@ const options = JSON.parse(optionsJson ?? "{}") as {
   window?: number;
   crossing?: string;
   seqStart?: number;
+  /** Pace: one batch per node every intervalMs, nodes staggered evenly (0 = as fast as acks allow). */
+  intervalMs?: number;
+  /** Which batch of each node (0-based) spends the crossing subscribers' quota. */
+  crossAt?: number;
 };
 const identities = JSON.parse(readFileSync(identitiesFile, "utf8")) as Identity[];
 const channelOptions = {
@@ -44,6 +49,17 @@ const channelOptions = {
   "grpc.max_receive_message_length": 64 * 1024 * 1024,
   "grpc.max_send_message_length": 64 * 1024 * 1024,
 };
+
+// One TLS context per node, as a real agent keeps it: building one parses the key and certificates.
+const credentials = new Map<string, grpc.ChannelCredentials>();
+function credentialsOf(id: Identity): grpc.ChannelCredentials {
+  let c = credentials.get(id.nodeId);
+  if (!c) {
+    c = clientCredentials(id);
+    credentials.set(id.nodeId, c);
+  }
+  return c;
+}
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -58,7 +74,7 @@ interface Session {
 
 /** Opens a session; `onMessage` sees every control message. Resolves after Policy arrived. */
 function open(id: Identity, applied: bigint, onMessage: (m: ControlMessage) => void): Promise<Session> {
-  const client = new NodeControlClient(address!, clientCredentials(id), channelOptions);
+  const client = new NodeControlClient(address!, credentialsOf(id), channelOptions);
   const call = client.session();
   let ended!: () => void;
   const endedP = new Promise<void>((r) => {
@@ -144,8 +160,10 @@ async function runStream(seconds: number) {
     }, seconds * 1000);
   });
 
+  const interval = options.intervalMs ?? 0;
+  const crossAt = options.crossAt ?? 0;
   await Promise.all(
-    identities.map(async (id) => {
+    identities.map(async (id, index) => {
       const pending = new Map<bigint, number>();
       const crossingSent = new Map<string, number>();
       let snapshotDone!: () => void;
@@ -181,8 +199,15 @@ async function runStream(seconds: number) {
       connected++;
       await everyoneConnected;
       let seq = BigInt(options.seqStart ?? 1);
-      let first = true;
+      let batchIndex = 0;
+      const firstSendAt = Date.now() + (interval * index) / identities.length;
       while (!stop) {
+        if (interval > 0) {
+          const due = firstSendAt + batchIndex * interval;
+          while (Date.now() < due && !stop)
+            await new Promise((r) => setTimeout(r, Math.min(50, due - Date.now())));
+          if (stop) break;
+        }
         while (pending.size >= window && !stop) {
           await new Promise<void>((r) => {
             wake = r;
@@ -192,7 +217,7 @@ async function runStream(seconds: number) {
         if (stop) break;
         const sentAt = Date.now();
         const samples = id.subscriptions.map((s) => {
-          const spend = first && crossing.has(s);
+          const spend = batchIndex === crossAt && crossing.has(s);
           if (spend) crossingSent.set(s, sentAt);
           return {
             userId: s,
@@ -201,7 +226,7 @@ async function runStream(seconds: number) {
             downlinkBytes: BigInt(1 + Math.floor(Math.random() * 10_000)),
           };
         });
-        first = false;
+        batchIndex++;
         pending.set(seq, samples.length);
         const ok = session.call.write({
           body: { $case: "usage", value: { seq, sampledAt: new Date(sentAt), samples } },
@@ -209,7 +234,9 @@ async function runStream(seconds: number) {
         seq++;
         if (!ok) await new Promise((r) => session.call.once("drain", r));
       }
-      const deadline = Date.now() + 5000;
+      // Drain: every batch sent is acked (and every removal seen) before the stream closes, so the
+      // next phase starts with an empty collector queue.
+      const deadline = Date.now() + 120_000;
       while ((crossingSent.size > 0 || pending.size > 0) && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 50));
       }

@@ -59,7 +59,14 @@ function startCollector(env: Record<string, string>): Promise<{ child: ChildProc
   const t0 = Date.now();
   const child = spawn(
     process.execPath,
-    [join(root, "apps/cli/bin/vpnpanel.mjs"), "serve", "--roles", "collector"],
+    // The api role serves /metrics (the collector's enforcement-delay histogram).
+    [
+      ...(process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []),
+      join(root, "apps/cli/bin/vpnpanel.mjs"),
+      "serve",
+      "--roles",
+      "api,collector",
+    ],
     {
       cwd: root,
       env: { ...process.env, ...env },
@@ -72,11 +79,15 @@ function startCollector(env: Record<string, string>): Promise<{ child: ChildProc
   });
   return new Promise((resolve, reject) => {
     createInterface({ input: child.stdout! }).on("line", (line) => {
-      if (process.env.BENCH_DEBUG && /stopped|shutting|drain/.test(line))
+      if (process.env.BENCH_DEBUG && /stopped|shutting|drain|listening|DBG/.test(line))
         log(`[collector ${Date.now()}] ${line.slice(0, 200)}`);
       if (line.includes("collector listening")) resolve({ child, startedMs: Date.now() - t0 });
     });
-    child.on("exit", (code) => reject(new Error(`collector exited (${code}):\n${err}`)));
+    child.on("exit", (code, signal) => {
+      if (code !== 0 && signal !== "SIGTERM")
+        process.stderr.write(`collector exited (${code ?? signal}):\n${err}\n`);
+      reject(new Error(`collector exited (${code ?? signal})`));
+    });
   });
 }
 
@@ -85,10 +96,17 @@ function loadgen(args: string[]): {
   result: Promise<Record<string, number>>;
   lines: AsyncIterable<string>;
 } {
-  const child = spawn(process.execPath, ["--import", "tsx", join(root, "bench/ingest-loadgen.ts"), ...args], {
-    cwd: root,
-    stdio: ["pipe", "pipe", "inherit"],
-  });
+  const profile = process.env.BENCH_PROFILE
+    ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`]
+    : [];
+  const child = spawn(
+    process.execPath,
+    [...profile, "--import", "tsx", join(root, "bench/ingest-loadgen.ts"), ...args],
+    {
+      cwd: root,
+      stdio: ["pipe", "pipe", "inherit"],
+    },
+  );
   const rl = createInterface({ input: child.stdout! });
   const lines: string[] = [];
   const waiters: Array<() => void> = [];
@@ -111,6 +129,51 @@ function loadgen(args: string[]): {
     }
   }
   return { child, result, lines: iterate() };
+}
+
+const ms = (seconds: number) => (Number.isFinite(seconds) ? `${Math.round(seconds * 1000)} ms` : "n/a");
+
+type Buckets = Array<{ le: number; count: number }>;
+
+/** One of the collector's histograms, cumulative buckets from /metrics. */
+async function histogram(apiPort: number, name: string): Promise<Buckets> {
+  const text = await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
+  const out: Buckets = [];
+  for (const m of text.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)`, "gm"))) {
+    out.push({ le: m[1] === "+Inf" ? Number.POSITIVE_INFINITY : Number(m[1]), count: Number(m[2]) });
+  }
+  return out;
+}
+
+const minus = (after: Buckets, before: Buckets): Buckets =>
+  after.map((b, i) => ({ le: b.le, count: b.count - (before[i]?.count ?? 0) }));
+
+/** Waits until the collector's ingest queue is empty (the previous phase's backlog committed). */
+async function queueDrained(apiPort: number): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    const text = await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
+    const m = /^vpnpanel_ingest_queue_batches (\d+)/m.exec(text);
+    if (m && Number(m[1]) === 0) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** histogram_quantile: linear interpolation inside the bucket holding the q-th observation. */
+function quantile(buckets: Array<{ le: number; count: number }>, q: number): number {
+  const total = buckets.at(-1)?.count ?? 0;
+  if (total === 0) return Number.NaN;
+  const rank = q * total;
+  let prevLe = 0;
+  let prevCount = 0;
+  for (const b of buckets) {
+    if (b.count >= rank) {
+      if (!Number.isFinite(b.le)) return prevLe;
+      return prevLe + ((b.le - prevLe) * (rank - prevCount)) / Math.max(1, b.count - prevCount);
+    }
+    prevLe = b.le;
+    prevCount = b.count;
+  }
+  return prevLe;
 }
 
 async function ceiling(url: string, subscriptionIds: string[], rounds: number) {
@@ -168,7 +231,7 @@ export async function main(args: string[]) {
   await admin.query(`CREATE DATABASE ${DB_NAME}`);
   const url = withDb(base, DB_NAME);
   const work = mkdtempSync(join(tmpdir(), "vpnpanel-bench-"));
-  const [port, enrollPort] = [await freePort(), await freePort()];
+  const [port, enrollPort, apiPort] = [await freePort(), await freePort(), await freePort()];
   const env: Record<string, string> = {
     DATABASE_URL: url,
     SECRET_KEY: Buffer.alloc(32, 9).toString("base64"),
@@ -176,6 +239,8 @@ export async function main(args: string[]) {
     COLLECTOR_HOST: "127.0.0.1",
     COLLECTOR_PUBLIC_HOST: "127.0.0.1",
     COLLECTOR_PORT: String(port),
+    HOST: "127.0.0.1",
+    PORT: String(apiPort),
     ENROLL_PORT: String(enrollPort),
     SHUTDOWN_GRACE_SECONDS: "10",
   };
@@ -234,7 +299,11 @@ export async function main(args: string[]) {
       sql`SELECT node_id, subscription_id FROM node_assignments ORDER BY node_id, subscription_id`,
     );
     const byNode = new Map<string, string[]>();
-    for (const a of assigned) byNode.set(a.node_id, [...(byNode.get(a.node_id) ?? []), a.subscription_id]);
+    for (const a of assigned) {
+      const list = byNode.get(a.node_id);
+      if (list) list.push(a.subscription_id);
+      else byNode.set(a.node_id, [a.subscription_id]);
+    }
     const identities = nodes.map((n) => ({ ...n, subscriptions: byNode.get(n.nodeId) ?? [] }));
     const idFile = join(work, "nodes.json");
     writeFileSync(idFile, JSON.stringify(identities));
@@ -252,6 +321,7 @@ export async function main(args: string[]) {
       `ceiling (same rows, unnest batches of 5,000, autocommit): ${fmt(raw.bench_raw!)} rows/s into a table shaped like traffic_events (partitioned, unique key); ${fmt(raw.bench_raw_plain!)} rows/s unindexed`,
     );
 
+    const limitedAlready = new Set<string>();
     // 2. throughput
     const started = await startCollector(env);
     collector = started.child;
@@ -267,54 +337,80 @@ export async function main(args: string[]) {
       `throughput: ${fmt(tp.samplesPerSecond!)} samples/s sustained (${fmt(tp.ackedSamples!)} samples acked in ${tp.seconds!.toFixed(1)} s, ${fmt(tp.ackedBatches!)} batches)`,
     );
 
-    // 3. enforcement under the same load
-    const crossing = subs
-      .filter((_, i) => i % Math.max(1, Math.floor(subs.length / 1000)) === 0)
-      .slice(0, 1000);
-    await db.execute(sql`UPDATE subscriptions s SET quota_bytes = u.used_bytes + 500000
-      FROM subscription_usage u WHERE u.subscription_id = s.id
-        AND s.id = ANY(${sql.param(crossing.map((c) => c.subscriptionId))}::text[])`);
-    const crossFile = join(work, "crossing.json");
-    writeFileSync(crossFile, JSON.stringify(crossing.map((c) => c.subscriptionId)));
-    const enf = await loadgen([
-      idFile,
-      `127.0.0.1:${port}`,
-      "stream",
-      JSON.stringify({ seconds: 10, window, crossing: crossFile, seqStart: 10_000_000 }),
-    ]).result;
-    log(
-      `enforcement under load (${fmt(enf.samplesPerSecond!)} samples/s): ${enf.removals} removals, batch sent → removal received p50 ${enf.removalP50Ms} ms, p99 ${enf.removalP99Ms} ms, max ${enf.removalMaxMs} ms`,
-    );
+    // 3. enforcement: 1,000 subscribers a batch away from their quota, at a paced load of about a third of
+    //    the measured capacity (every node sends one batch per interval, staggered), then saturated.
+    let seqStart = 10_000_000;
+    for (const [phase, label, pace] of [
+      [0, "paced", Math.max(500, Math.round((subscribers / (tp.samplesPerSecond! / 3)) * 1000))],
+      [1, "saturated", 0],
+    ] as const) {
+      // A different 1,000 subscribers each phase, the same number on every node.
+      const perNode = Math.ceil(1000 / identities.length);
+      const crossing = identities
+        .flatMap((n) => n.subscriptions.slice(phase * perNode, (phase + 1) * perNode))
+        .slice(0, 1000)
+        .map((subscriptionId) => ({ subscriptionId }));
+      for (const c of crossing) limitedAlready.add(c.subscriptionId);
+      await db.execute(sql`UPDATE subscriptions s SET quota_bytes = u.used_bytes + 500000
+        FROM subscription_usage u WHERE u.subscription_id = s.id
+          AND s.id = ANY(${sql.param(crossing.map((c) => c.subscriptionId))}::text[])`);
+      const crossFile = join(work, `crossing-${label}.json`);
+      writeFileSync(crossFile, JSON.stringify(crossing.map((c) => c.subscriptionId)));
+      await queueDrained(apiPort);
+      const before = await histogram(apiPort, "vpnpanel_enforcement_delay_seconds");
+      const txBefore = await histogram(apiPort, "vpnpanel_ingest_transaction_seconds");
+      const enf = await loadgen([
+        idFile,
+        `127.0.0.1:${port}`,
+        "stream",
+        JSON.stringify({
+          seconds: label === "paced" ? Math.max(20, (3 * pace) / 1000) : 15,
+          window,
+          crossing: crossFile,
+          seqStart,
+          intervalMs: pace,
+          crossAt: 1,
+        }),
+      ]).result;
+      seqStart += 1_000_000;
+      const delta = minus(await histogram(apiPort, "vpnpanel_enforcement_delay_seconds"), before);
+      const tx = minus(await histogram(apiPort, "vpnpanel_ingest_transaction_seconds"), txBefore);
+      log(
+        `enforcement, ${label} load (${fmt(enf.samplesPerSecond!)} samples/s${pace ? `, one batch per node every ${(pace / 1000).toFixed(1)} s` : `, window ${window}`}): ${enf.removals} removals; crossing batch arrival → removal sent (collector): p50 ${ms(quantile(delta, 0.5))}, p99 ${ms(quantile(delta, 0.99))}; batch sent → removal received (load generator): p50 ${enf.removalP50Ms} ms, p99 ${enf.removalP99Ms} ms; ingest transactions p50 ${ms(quantile(tx, 0.5))}, p99 ${ms(quantile(tx, 0.99))}`,
+      );
+    }
     const limited = await queryRows<{ n: number }>(
       db,
       sql`SELECT count(*)::int AS n FROM subscriptions WHERE state = 'limited'`,
     );
-    log(`subscriptions limited: ${limited[0]!.n}`);
+    log(`subscriptions limited: ${limited[0]!.n} (expected ${limitedAlready.size})`);
 
     // 4. reconnects
-    t0 = performance.now();
-    const tenant2 = await cp.tenants.create(systemActor(), { name: "Fleet", slug: "fleet" });
-    const fleet = await enrolledNodes(tenant2.id, reconnectNodes, "fleet");
-    const fleetFile = join(work, "fleet.json");
-    writeFileSync(fleetFile, JSON.stringify(fleet.map((f) => ({ ...f, subscriptions: [] }))));
-    log(`enrolled ${reconnectNodes} more nodes in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-    const rec = loadgen([fleetFile, `127.0.0.1:${port}`, "reconnect", "{}"]);
-    for await (const line of rec.lines) if (line.startsWith("ready")) break;
-    log(`${reconnectNodes} nodes in session; restarting the collector`);
-    const stoppedAt = Date.now();
-    const exited = new Promise((r) => collector!.once("exit", r)).then(() => {
-      if (process.env.BENCH_DEBUG)
-        log(`[bench ${Date.now()}] old collector exited after ${Date.now() - stoppedAt} ms`);
-    });
-    collector.kill("SIGTERM");
-    rec.child.stdin!.write(`${stoppedAt}\n`);
-    await exited;
-    const restarted = await startCollector(env);
-    collector = restarted.child;
-    const rr = await rec.result;
-    log(
-      `reconnect: all ${rr.nodes} nodes back in session ${rr.allBackSecondsFromStop!.toFixed(1)} s after the stop (old collector drained and exited in ${((Date.now() - stoppedAt) / 1000).toFixed(1)} s incl. restart; new one listening after ${(restarted.startedMs / 1000).toFixed(1)} s)`,
-    );
+    if (reconnectNodes > 0) {
+      t0 = performance.now();
+      const tenant2 = await cp.tenants.create(systemActor(), { name: "Fleet", slug: "fleet" });
+      const fleet = await enrolledNodes(tenant2.id, reconnectNodes, "fleet");
+      const fleetFile = join(work, "fleet.json");
+      writeFileSync(fleetFile, JSON.stringify(fleet.map((f) => ({ ...f, subscriptions: [] }))));
+      log(`enrolled ${reconnectNodes} more nodes in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      const rec = loadgen([fleetFile, `127.0.0.1:${port}`, "reconnect", "{}"]);
+      for await (const line of rec.lines) if (line.startsWith("ready")) break;
+      log(`${reconnectNodes} nodes in session; restarting the collector`);
+      const stoppedAt = Date.now();
+      const exited = new Promise((r) => collector!.once("exit", r)).then(() => {
+        if (process.env.BENCH_DEBUG)
+          log(`[bench ${Date.now()}] old collector exited after ${Date.now() - stoppedAt} ms`);
+      });
+      collector.kill("SIGTERM");
+      rec.child.stdin!.write(`${stoppedAt}\n`);
+      await exited;
+      const restarted = await startCollector(env);
+      collector = restarted.child;
+      const rr = await rec.result;
+      log(
+        `reconnect: all ${rr.nodes} nodes back in session ${rr.allBackSecondsFromStop!.toFixed(1)} s after the stop (old collector drained and exited in ${((Date.now() - stoppedAt) / 1000).toFixed(1)} s incl. restart; new one listening after ${(restarted.startedMs / 1000).toFixed(1)} s)`,
+      );
+    }
   } finally {
     collector?.kill("SIGTERM");
     await cp.close();

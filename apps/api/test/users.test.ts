@@ -134,7 +134,7 @@ describe("users", () => {
     const newest = await t.call(operator, { method: "GET", url: "/users?limit=2" });
     expect(newest.json().items.map((u: { username: string }) => u.username)).toEqual(["page-6", "page-5"]);
 
-    const vip = await t.call(operator, { method: "GET", url: "/users?note=VIP%20resel" });
+    const vip = await t.call(operator, { method: "GET", url: "/users?note=Reseller%20VIP" });
     expect(vip.json().items.map((u: { username: string }) => u.username)).toEqual([
       "page-5",
       "page-3",

@@ -120,7 +120,10 @@ export function createHub(deps: { collectorId: string; cache: Cache; bus: NodeBu
           continue;
         }
         const owner = await cache.get(nodeSessionKey(nodeId)).catch(() => null);
-        if (owner && owner !== collectorId) remote.set(owner, [...(remote.get(owner) ?? []), nodeId]);
+        if (!owner || owner === collectorId) continue;
+        const list = remote.get(owner);
+        if (list) list.push(nodeId);
+        else remote.set(owner, [nodeId]);
       }
       if (local.length) handleLocal({ ...event, nodeIds: local } as NodeEvent);
       for (const [owner, nodeIds] of remote) {

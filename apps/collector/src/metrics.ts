@@ -54,7 +54,9 @@ export function createCollectorMetrics(registry: Registry) {
     enforcementDelay: new Histogram({
       name: "vpnpanel_enforcement_delay_seconds",
       help: "From the arrival of the batch that spent a quota to the removal leaving this collector",
-      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5],
+      buckets: [
+        0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10,
+      ],
       registers,
     }),
     messagesSent: new Counter({

@@ -6,9 +6,11 @@ type Locks = ControlPlane["coord"]["locks"];
 
 // A small job runner for the scheduler role. Each job has a name, an interval and an idempotent
 // `run`. A tick starts every job whose interval has passed on the injected clock (tests drive the
-// clock and call `tick()`; production ticks on a timer). Before running, a job takes the lock
-// `job:<name>` (Redis with REDIS_URL, so exactly one replica runs it at a time; in-process
-// otherwise), renews it while running, and stops at its next checkpoint when the renewal fails.
+// clock and call `tick()`; production sleeps until the earliest due job, at most `tickMs`). A run
+// may ask to run again sooner (`nextRunAt`): the expiry job wakes at the next known expiry. Before
+// running, a job takes the lock `job:<name>` (Redis with REDIS_URL, so exactly one replica runs it
+// at a time; in-process otherwise), renews it while running, and stops at its next checkpoint when
+// the renewal fails.
 
 export interface JobContext {
   now: Date;
@@ -19,10 +21,16 @@ export interface JobContext {
 
 export interface Job {
   name: string;
+  /** Longest time between two runs. */
   intervalMs: number;
+  /** Shortest time between two runs when the job asks to run sooner (default: min(100 ms, interval)). */
+  minIntervalMs?: number;
   /** Lock lease; renewed every third of it while the job runs (default: max(30 s, 3 × interval)). */
   lockTtlMs?: number;
-  /** What it did (counts are logged when any is non-zero). */
+  /**
+   * What it did (counts are logged when any is non-zero). A `nextRunAt` Date in the result asks for
+   * the next run then, if that is sooner than the interval (e.g. the next expiry the job knows of).
+   */
   run(ctx: JobContext): Promise<unknown>;
 }
 
@@ -109,7 +117,7 @@ export function createScheduler(o: SchedulerOptions): Scheduler {
   const nextDue = new Map<string, number>();
   let timer: NodeJS.Timeout | undefined;
 
-  async function execute(job: Job): Promise<"ran" | "locked" | "failed"> {
+  async function execute(job: Job, startedAt: number): Promise<"ran" | "locked" | "failed"> {
     const ttl = job.lockTtlMs ?? Math.max(30_000, 3 * job.intervalMs);
     const log = o.log.child({ job: job.name });
     let lock: Awaited<ReturnType<Locks["tryAcquire"]>>;
@@ -144,6 +152,12 @@ export function createScheduler(o: SchedulerOptions): Scheduler {
     try {
       const result = await job.run({ now: o.clock.now(), signal: lost.signal, log });
       m.lastRun.set({ job: job.name }, o.clock.now().getTime() / 1000);
+      const hint = (result as { nextRunAt?: unknown } | undefined)?.nextRunAt;
+      if (hint instanceof Date) {
+        const soonest = startedAt + (job.minIntervalMs ?? Math.min(100, job.intervalMs));
+        const due = nextDue.get(job.name) ?? startedAt + job.intervalMs;
+        nextDue.set(job.name, Math.max(soonest, Math.min(due, hint.getTime())));
+      }
       if (result && Object.values(result).some((v) => typeof v === "number" && v > 0))
         log.info(result, "job ran");
       return "ran";
@@ -162,7 +176,7 @@ export function createScheduler(o: SchedulerOptions): Scheduler {
   function launch(job: Job) {
     const current = running.get(job.name);
     if (current) return current;
-    const p = execute(job).finally(() => running.delete(job.name));
+    const p = execute(job, o.clock.now().getTime()).finally(() => running.delete(job.name));
     running.set(job.name, p);
     return p;
   }
@@ -194,7 +208,10 @@ export function createScheduler(o: SchedulerOptions): Scheduler {
       if (timer || stopped) return;
       const loop = () => {
         void tick();
-        timer = setTimeout(loop, o.tickMs ?? 200);
+        // Sleep until the earliest due job (a run's hint included), but at most tickMs.
+        const now = o.clock.now().getTime();
+        const earliest = Math.min(...o.jobs.map((j) => nextDue.get(j.name) ?? now));
+        timer = setTimeout(loop, Math.min(o.tickMs ?? 200, Math.max(5, earliest - now)));
       };
       loop();
       o.log.info({ jobs: o.jobs.map((j) => `${j.name}@${j.intervalMs}ms`) }, "scheduler started");

@@ -91,6 +91,26 @@ describe("scheduler lifecycle jobs", () => {
     expect(new Date(renewed.json().subscription.expires_at).getTime()).toBe(t.clock.now().getTime() + 60_000);
   });
 
+  it("expires thousands due at the same instant in one run, each once, in batches on two connections", async () => {
+    const users = Array.from({ length: 2500 }, (_, i) => ({ username: `mass-${i}` }));
+    const r = await call({ method: "POST", url: "/users/bulk", payload: { duration_seconds: 30, users } });
+    expect(r.statusCode).toBe(201);
+    await advance(31_000);
+    const [counts] = await queryRows<{ expired: unknown; events: unknown; audits: unknown }>(
+      t.cp.database.db,
+      sql`SELECT
+            (SELECT count(*) FROM subscriptions s JOIN users u ON u.id = s.user_id
+              WHERE u.username LIKE 'mass-%' AND s.state = 'expired') AS expired,
+            (SELECT count(*) FROM outbox o JOIN subscriptions s ON s.id = o.subject_id JOIN users u ON u.id = s.user_id
+              WHERE u.username LIKE 'mass-%' AND o.topic = 'user.expired') AS events,
+            (SELECT count(*) FROM audit_log a JOIN subscriptions s ON s.id = a.target_id JOIN users u ON u.id = s.user_id
+              WHERE u.username LIKE 'mass-%' AND a.action = 'subscription.expire') AS audits`,
+    );
+    expect([Number(counts!.expired), Number(counts!.events), Number(counts!.audits)]).toEqual([
+      2500, 2500, 2500,
+    ]);
+  });
+
   it("starts a held subscription at its deadline: the clock starts at the deadline, not when the job ran", async () => {
     const held = await plan({
       name: "Held",

@@ -114,6 +114,43 @@ describe("scheduler", () => {
     ]);
   });
 
+  it("a run can ask to run sooner than its interval (the next expiry), never sooner than its minimum", async () => {
+    const clock = manualClock("2026-03-01T00:00:00Z");
+    const coord = createMemoryCoordinator(clock);
+    coords.push(coord);
+    const runs: number[] = [];
+    let hint = 2_000;
+    const s = createScheduler({
+      jobs: [
+        {
+          name: "hinted",
+          intervalMs: 10_000,
+          minIntervalMs: 100,
+          run: async ({ now }) => {
+            runs.push(now.getTime() - Date.parse("2026-03-01T00:00:00Z"));
+            return { nextRunAt: new Date(now.getTime() + hint) };
+          },
+        },
+      ],
+      locks: coord.locks,
+      clock,
+      log,
+    });
+    await s.tick(); // at 0; asks for 2 s
+    clock.advance(1_999);
+    await s.tick();
+    clock.advance(1);
+    await s.tick(); // at 2 s
+    hint = -5_000; // "now, please": bounded by the 100 ms minimum
+    clock.advance(2_000);
+    await s.tick(); // at 4 s (the 2 s hint)
+    clock.advance(50);
+    await s.tick();
+    clock.advance(50);
+    await s.tick(); // at 4.1 s
+    expect(runs).toEqual([0, 2_000, 4_000, 4_100]);
+  });
+
   it("reports last run, duration and failures in the process registry", async () => {
     const clock = manualClock("2026-03-01T00:00:00Z");
     const coord = createMemoryCoordinator(clock);

@@ -85,7 +85,11 @@ export async function assignNewSubscriptions(tx: DbOrTx, subscriptionIds: string
         ORDER BY s.tenant_id, s.id`,
   );
   const byTenant = new Map<string, typeof subs>();
-  for (const s of subs) byTenant.set(s.tenant_id, [...(byTenant.get(s.tenant_id) ?? []), s]);
+  for (const s of subs) {
+    const list = byTenant.get(s.tenant_id);
+    if (list) list.push(s);
+    else byTenant.set(s.tenant_id, [s]);
+  }
   const assigned = new Set<string>();
   for (const [tenantId, list] of byTenant) {
     const policy = await lockPolicy(tx, tenantId);

@@ -120,6 +120,10 @@ export async function nodesServing(db: DbOrTx, subscriptionIds: string[]): Promi
         WHERE subscription_id = ANY(${sql.param(subscriptionIds)}::text[]) AND NOT suspended`,
   );
   const out = new Map<string, string[]>();
-  for (const r of rows) out.set(r.node_id, [...(out.get(r.node_id) ?? []), r.subscription_id]);
+  for (const r of rows) {
+    const list = out.get(r.node_id);
+    if (list) list.push(r.subscription_id);
+    else out.set(r.node_id, [r.subscription_id]);
+  }
   return out;
 }

@@ -142,8 +142,9 @@ export function createIngestor(deps: {
     }>(
       tx,
       sql`SELECT su.subscription_id AS id, s.tenant_id, s.state, s.hold_mode, s.quota_bytes::text AS quota
-          FROM subscription_usage su JOIN subscriptions s ON s.id = su.subscription_id
-          WHERE su.subscription_id = ANY(${param})
+          FROM unnest(${param}) AS v(id)
+          JOIN subscription_usage su ON su.subscription_id = v.id
+          JOIN subscriptions s ON s.id = v.id
           ORDER BY su.subscription_id FOR NO KEY UPDATE OF su`,
     );
     const known = new Map(rows.map((r) => [r.id, toKnown(r, true)]));

@@ -16,6 +16,11 @@ import { applyTransition, type TransitionRow } from "./transition-sql";
 
 export interface RunOptions {
   batchSize?: number;
+  /**
+   * Batches run at once on separate connections (expiry only: its batches claim disjoint rows with
+   * SKIP LOCKED). On PGlite, one connection, they simply run one after another.
+   */
+  parallel?: number;
   /** Stop between batches (lost scheduler lock, shutdown). */
   signal?: AbortSignal;
   /** Called after each committed batch (metrics, the benchmark's delay measurement). */
@@ -39,20 +44,34 @@ export function createLifecycleJobs(deps: { db: Db; clock: Clock }) {
 
   /**
    * Runs `step` batch after batch until a batch finds fewer due rows than it may take, the per-run
-   * budget ends or the signal fires. Returns how many subscriptions changed.
+   * budget ends or the signal fires. Returns how many subscriptions changed, and whether due rows may
+   * be left (the budget or the signal ended the run).
    */
-  async function drain(o: RunOptions, step: (now: Date, batch: number) => Promise<Step>) {
+  async function drainRun(o: RunOptions, step: (now: Date, batch: number) => Promise<Step>, parallel = 1) {
     const batch = o.batchSize ?? DEFAULT_BATCH;
     let changed = 0;
-    for (let i = 0; i < MAX_BATCHES_PER_RUN && !o.signal?.aborted; i++) {
-      const { found, rows } = await step(clock.now(), batch);
-      changed += rows.length;
-      if (rows.length) o.onBatch?.(rows, new Date());
-      // A short batch, or a full one that changed nothing (rows guarded out), ends the run.
-      if (found < batch || rows.length === 0) break;
-    }
-    return changed;
+    let steps = 0;
+    let more = false;
+    const worker = async () => {
+      while (steps < MAX_BATCHES_PER_RUN) {
+        if (o.signal?.aborted) {
+          more = true;
+          return;
+        }
+        steps++;
+        const { found, rows } = await step(clock.now(), batch);
+        changed += rows.length;
+        if (rows.length) o.onBatch?.(rows, new Date());
+        // A short batch, or a full one that changed nothing (rows guarded out), ends the run.
+        if (found < batch || rows.length === 0) return;
+      }
+      more = true;
+    };
+    await Promise.all(Array.from({ length: Math.max(1, parallel) }, worker));
+    return { changed, more };
   }
+  const drain = async (o: RunOptions, step: (now: Date, batch: number) => Promise<Step>) =>
+    (await drainRun(o, step)).changed;
 
   async function planOf(tx: DbOrTx, planId: string) {
     const [plan] = await tx.select().from(schema.plans).where(eq(schema.plans.id, planId)).limit(1);
@@ -92,22 +111,25 @@ export function createLifecycleJobs(deps: { db: Db; clock: Clock }) {
      * next plan is switched to it instead, the new period starting at the old end.
      */
     async expireDue(o: RunOptions = {}) {
-      const expired = await drain(o, (now, batch) =>
-        db.transaction(async (tx) => {
-          const r = await applyTransition(tx, {
-            event: "expired",
-            candidates: sql`SELECT id FROM subscriptions
+      const expiry = await drainRun(
+        { batchSize: 1000, ...o },
+        (now, batch) =>
+          db.transaction(async (tx) => {
+            const r = await applyTransition(tx, {
+              event: "expired",
+              candidates: sql`SELECT id FROM subscriptions
               WHERE state IN ('active', 'limited') AND expires_at IS NOT NULL AND expires_at <= ${tsParam(now)}
                 AND next_plan_id IS NULL
               ORDER BY expires_at LIMIT ${batch} FOR UPDATE SKIP LOCKED`,
-            now,
-            actor,
-            reason: "expired",
-            audit: { action: "subscription.expire" },
-            payload: sql`jsonb_build_object('reason', 'expired')`,
-          });
-          return { found: r.count, rows: r.rows };
-        }),
+              now,
+              actor,
+              reason: "expired",
+              audit: { action: "subscription.expire" },
+              payload: sql`jsonb_build_object('reason', 'expired')`,
+            });
+            return { found: r.count, rows: r.rows };
+          }),
+        o.parallel ?? 2,
       );
       const switched = await drain(o, (now, batch) =>
         db.transaction(async (tx) => {
@@ -135,7 +157,17 @@ export function createLifecycleJobs(deps: { db: Db; clock: Clock }) {
           };
         }),
       );
-      return { expired, switched };
+      // When to run next: at once if this run left due rows behind, else at the next end the index
+      // knows of, instead of up to a full interval after it.
+      const now = clock.now();
+      const [next] = expiry.more
+        ? [{ at: now }]
+        : await queryRows<{ at: unknown }>(
+            db,
+            sql`SELECT min(expires_at) AS at FROM subscriptions
+                WHERE state IN ('active', 'limited') AND expires_at IS NOT NULL AND expires_at > ${tsParam(now)}`,
+          );
+      return { expired: expiry.changed, switched, nextRunAt: toDate(next?.at) ?? undefined };
     },
 
     /** Starts held subscriptions whose deadline (fixed date or maximum hold) has come; the clock starts AT the deadline. */
