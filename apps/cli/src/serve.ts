@@ -32,6 +32,34 @@ export async function serve(config: ControlConfig, roles: RoleName[]) {
   const registry = createMetricsRegistry({ service: "vpnpanel", version: VERSION, roles });
   const stops: Array<() => Promise<void>> = [];
 
+  // Signals are handled from here on, not only once every role is up: a SIGTERM during start-up (a
+  // supervisor giving up, a test stopping early) waits for the roles being started, then stops them.
+  let markStarted!: () => void;
+  const started = new Promise<void>((resolve) => {
+    markStarted = resolve;
+  });
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "shutting down");
+    const timer = setTimeout(
+      () => {
+        log.error("graceful shutdown timed out; exiting");
+        process.exit(1);
+      },
+      config.SHUTDOWN_GRACE_SECONDS * 1000 + 1000,
+    );
+    timer.unref();
+    await started;
+    for (const stop of stops.reverse())
+      await stop().catch((err) => log.error({ err }, "error while stopping"));
+    await cp.close();
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+
   const first = await bootstrapFirstStart(cp);
 
   if (roles.includes("api")) {
@@ -68,24 +96,5 @@ export async function serve(config: ControlConfig, roles: RoleName[]) {
     );
   }
 
-  let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, "shutting down");
-    const timer = setTimeout(
-      () => {
-        log.error("graceful shutdown timed out; exiting");
-        process.exit(1);
-      },
-      config.SHUTDOWN_GRACE_SECONDS * 1000 + 1000,
-    );
-    timer.unref();
-    for (const stop of stops.reverse())
-      await stop().catch((err) => log.error({ err }, "error while stopping"));
-    await cp.close();
-    process.exit(0);
-  };
-  process.on("SIGINT", () => void shutdown("SIGINT"));
-  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  markStarted();
 }

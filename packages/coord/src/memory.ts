@@ -4,12 +4,28 @@ import { systemClock } from "@vpnpanel/common";
 import type { Coordinator, LockHandle, MessageHandler } from "./types";
 
 /** In-process coordination for the single-process default. */
-export function createMemoryCoordinator(clock: Clock = systemClock): Coordinator {
+export function createMemoryCoordinator(
+  clock: Clock = systemClock,
+): Coordinator & {
+  /** Rate-limit windows and cache entries held (expired ones until swept). */ entries(): number;
+} {
   const windows = new Map<string, { count: number; resetAt: number }>();
   const locks = new Map<string, { token: string; expiresAt: number }>();
   const channels = new Map<string, Set<MessageHandler>>();
   const cache = new Map<string, { value: string; expiresAt: number }>();
   const now = () => clock.now().getTime();
+
+  // Keys are per IP, account and subscription token, so the maps would grow without bound in a
+  // long-running process. Every SWEEP_EVERY writes, entries whose window or TTL has passed are
+  // dropped: amortised O(1) per write, and memory stays proportional to the live keys.
+  const SWEEP_EVERY = 4096;
+  let writes = 0;
+  const sweepIfDue = () => {
+    if (++writes % SWEEP_EVERY !== 0) return;
+    const t = now();
+    for (const [k, w] of windows) if (w.resetAt <= t) windows.delete(k);
+    for (const [k, e] of cache) if (e.expiresAt <= t) cache.delete(k);
+  };
 
   return {
     kind: "memory",
@@ -18,6 +34,7 @@ export function createMemoryCoordinator(clock: Clock = systemClock): Coordinator
         const t = now();
         let w = windows.get(key);
         if (!w || w.resetAt <= t) {
+          sweepIfDue();
           w = { count: 0, resetAt: t + windowSeconds * 1000 };
           windows.set(key, w);
         }
@@ -82,12 +99,14 @@ export function createMemoryCoordinator(clock: Clock = systemClock): Coordinator
         return e.value;
       },
       async set(key, value, ttlSeconds) {
+        sweepIfDue();
         cache.set(key, { value, expiresAt: now() + ttlSeconds * 1000 });
       },
       async del(...keys) {
         for (const k of keys) cache.delete(k);
       },
     },
+    entries: () => windows.size + cache.size,
     async ping() {},
     async close() {
       channels.clear();

@@ -1,11 +1,10 @@
-import { generateKeyPairSync, type JsonWebKey } from "node:crypto";
 import type { SecretBox } from "@vpnpanel/common";
 import {
   newPassword,
   newPresharedKey,
   newShadowsocks2022Key,
+  newWireGuardKeyPair,
   newXrayUuid,
-  type WireGuardKeyPair,
 } from "@vpnpanel/domain";
 // The node (desired state) and subscription-feed readers decrypt with this context; one definition.
 import { credentialContext } from "../desired-state/desired-users";
@@ -38,29 +37,6 @@ export interface SealedCredentials {
   wgPresharedKeyEnc: string;
 }
 
-/**
- * `wg genkey` + `wg pubkey`. The key generation job encodes both halves itself (JWK: the raw keys,
- * base64url), re-encoded here as standard base64. Two reasons not to export KeyObjects afterwards:
- * - it is ~4x cheaper (measured here: 300,000 pairs in ~9 s; DER export of KeyObjects ~7k pairs/s);
- * - on Node 20, exporting a KeyObject while V8 collects the key-generation job that made it can
- *   deadlock the main thread (seen here: `~KeyGenJob()` blocked on the key's mutex inside a GC during
- *   a bulk create of thousands of users). With encodings no KeyObject is ever handed to JavaScript.
- */
-export function newWireGuardKeyPairFast(): WireGuardKeyPair {
-  // @types/node lacks the JWK-encoding overload for X25519; Node has supported it since 15.9.
-  const { privateKey, publicKey } = (
-    generateKeyPairSync as unknown as (
-      type: "x25519",
-      options: { publicKeyEncoding: { format: "jwk" }; privateKeyEncoding: { format: "jwk" } },
-    ) => { privateKey: JsonWebKey; publicKey: JsonWebKey }
-  )("x25519", { publicKeyEncoding: { format: "jwk" }, privateKeyEncoding: { format: "jwk" } });
-  if (!privateKey.d || !publicKey.x) throw new Error("X25519 key generation returned no key material");
-  return {
-    privateKey: Buffer.from(privateKey.d, "base64url").toString("base64"),
-    publicKey: Buffer.from(publicKey.x, "base64url").toString("base64"),
-  };
-}
-
 const CHUNK = 250;
 
 /** Generates `count` credential sets, yielding to the event loop between chunks of work. */
@@ -69,7 +45,7 @@ export async function generateCredentials(count: number): Promise<PlainCredentia
   while (out.length < count) {
     if (out.length > 0) await new Promise((r) => setImmediate(r));
     for (let i = 0; i < CHUNK && out.length < count; i++) {
-      const wg = newWireGuardKeyPairFast();
+      const wg = newWireGuardKeyPair();
       out.push({
         xrayUuid: newXrayUuid(),
         trojanPassword: newPassword(),
