@@ -124,6 +124,26 @@ describe("assignment strategies through the outbox consumer", () => {
   });
 });
 
+describe("assignment at creation", () => {
+  it("a user created through the service has its nodes when the create returns, before any consumer ran", async () => {
+    const tenant = (await t.cp.tenants.create(sys, { name: "Now", slug: "now" })).id;
+    const a = await t.cp.nodes.create(sys, tenant, { name: "a", address: "a", engines: ["xray"] });
+    const b = await t.cp.nodes.create(sys, tenant, { name: "b", address: "b", engines: ["xray"] });
+    await t.cp.nodes.setAssignmentPolicy(sys, tenant, { strategy: "round_robin" });
+    const one = await t.cp.users.create(sys, tenant, { username: "now-1" });
+    const bulk = await t.cp.users.bulkCreate(sys, tenant, {
+      users: [{ username: "now-2" }, { username: "now-3" }],
+    });
+    const subs = [one.subscription.id, ...bulk.items.map((i) => i.subscription_id)];
+    const primaries = await Promise.all(
+      subs.map(async (s) => (await assignmentsOf(s)).map((r) => r.node_id)),
+    );
+    // Round robin over two nodes: each subscription has exactly one, and both nodes are used.
+    expect(primaries.map((p) => p.length)).toEqual([1, 1, 1]);
+    expect(new Set(primaries.flat())).toEqual(new Set([a.id, b.id]));
+  });
+});
+
 describe("reconciliation", () => {
   it("is idempotent: a second run writes nothing and bumps no revision", async () => {
     const node = await t.cp.nodes.create(sys, tenantId, { name: "idem", address: "a" });

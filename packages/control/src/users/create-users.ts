@@ -3,6 +3,7 @@ import { type DbOrTx, queryRows, schema } from "@vpnpanel/db";
 import { type FieldIssue, validateUserName } from "@vpnpanel/domain";
 import { sql } from "drizzle-orm";
 import { generateCredentials, type SealedCredentials, sealCredentials } from "../credentials/credentials";
+import { assignNewSubscriptions } from "../desired-state/assignment";
 import type { IpPools } from "../ip-pools/ip-pools";
 import { DEFAULT_POOL_ID } from "../ip-pools/ip-pools";
 import { ENGINES, type Engine } from "../plans/plan-rules";
@@ -143,6 +144,11 @@ export async function insertUsers(
     FROM unnest(${textArray(subIds)}, ${textArray(ids)}, ${textArray(users.map((u) => u.tokenHash))},
                 ${textArray(users.map((u) => u.tokenEnc))}) AS t(id, u, th, te)`);
   await tx.execute(sql`INSERT INTO subscription_usage (subscription_id) SELECT unnest(${textArray(subIds)})`);
+  // Nodes are chosen here, by the tenant's strategy, not later by the outbox consumer: the
+  // subscription URL handed out with the 201 must already list them (a client that fetches it at once
+  // would otherwise get a document without servers and may not fetch again for hours). The consumer
+  // still reconciles the nodes' desired state from the user.created event.
+  await assignNewSubscriptions(tx, subIds);
   await tx.execute(sql`
     INSERT INTO ${schema.outbox} (tenant_id, topic, subject_id, payload)
     SELECT ${tenantId}, 'user.created', t.s,
