@@ -173,8 +173,8 @@ describe("agent daemon on a real v2ray core and wireguard-go", () => {
     // The new core got its users from the state dir: the client works without any collector message.
     expect(await socksEcho(client.socksPorts[1] as number, echo.port, N)).toBe(N);
     expect(await socksEcho(client.socksPorts[0] as number, echo.port, 1_000, 3_000)).toBeLessThan(1_000);
-    await waitFor(() => collector.hellos.length === 2, "hello after restart", 20_000);
-    expect(collector.hellos[1]?.hello.appliedRevision).toBe(2n);
+    await waitFor(() => collector.sessions.length === 2, "hello after restart", 20_000);
+    expect(collector.hellos.at(-1)?.hello.appliedRevision).toBe(2n);
     expect(collector.enrollRequests).toHaveLength(1);
     const { stdout } = await run("ip", ["netns", "exec", ns, "wg", "show", `${prefix}0`, "peers"]);
     expect(stdout.trim()).toBe(wgUser.wireguard?.publicKey); // the interface kept serving
@@ -290,7 +290,7 @@ describe("agent daemon killed with SIGKILL mid-traffic (separate process, real v
     expect(core?.up).toBeGreaterThanOrEqual(5 * N);
 
     startAgentProcess();
-    await waitFor(() => collector.hellos.length === 2, "hello after restart", 30_000);
+    await waitFor(() => collector.sessions.length === 2, "hello after restart", 30_000);
     await waitFor(
       () => (collector.totals().get(user.userId)?.up ?? 0) >= (core?.up ?? 0),
       "usage of the killed agent's core",

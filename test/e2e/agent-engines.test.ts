@@ -4,7 +4,7 @@
 
 import { spawn } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
-import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
@@ -168,6 +168,121 @@ describe("Xray driver on a real v2ray 4.34 core", () => {
     expect(counted).toBeGreaterThanOrEqual(2.5 * N);
     expect(counted).toBeLessThan(2.5 * N * 1.01);
     // The removed user stays removed after the restart.
+    expect(await socksEcho(client.socksPorts[0] as number, echo.port, 1_000, 3_000)).toBeLessThan(1_000);
+  });
+});
+
+describe("Xray driver: users preloaded into the core's config when it starts (v2ray 4.34)", () => {
+  let dir: string;
+  let driver: XrayDriver;
+  let echo: Awaited<ReturnType<typeof startEchoServer>>;
+  let client: Awaited<ReturnType<typeof startV2rayClient>>;
+  let users: ReturnType<typeof xrayUser>[];
+  let malformed: ReturnType<typeof xrayUser>;
+  const ports = { api: 0, vless: 0, vmess: 0, trojan: 0 };
+  const configPath = () => join(dir, "core", "v2ray4-config.json");
+  const clientsOf = async (tag: string): Promise<string[]> => {
+    const config = JSON.parse(await readFile(configPath(), "utf8")) as {
+      inbounds: Array<{ tag: string; settings?: { clients?: Array<{ email: string }> } }>;
+    };
+    return (config.inbounds.find((i) => i.tag === tag)?.settings?.clients ?? []).map((c) => c.email);
+  };
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "agent-xray-preload-"));
+    for (const key of Object.keys(ports) as Array<keyof typeof ports>) ports[key] = await freePort();
+    users = [
+      xrayUser("vless", await freePort()),
+      xrayUser("vmess", await freePort()),
+      xrayUser("trojan", await freePort()),
+      xrayUser("ss", await freePort()),
+    ];
+    // A UUID the config loader would reject: it must not keep the core from starting.
+    malformed = xrayUser("malformed", await freePort());
+    malformed.xray.uuid = "not-a-uuid";
+    driver = createXrayDriver({ flavor: "v2ray4", stateDir: join(dir, "core"), logger });
+    await driver.start(
+      {
+        apiPort: ports.api,
+        inbounds: [
+          { tag: "vless-in", protocol: "vless", listen: "127.0.0.1", port: ports.vless },
+          { tag: "vmess-in", protocol: "vmess", listen: "127.0.0.1", port: ports.vmess },
+          { tag: "trojan-in", protocol: "trojan", listen: "127.0.0.1", port: ports.trojan },
+          {
+            tag: "ss-in",
+            protocol: "shadowsocks",
+            listen: "127.0.0.1",
+            port: 0,
+            shadowsocksMethod: "aes-256-gcm",
+          },
+        ],
+      },
+      [...users, malformed],
+    );
+    echo = await startEchoServer();
+    const [vless, vmess, trojan, ss] = users as [
+      (typeof users)[0],
+      (typeof users)[0],
+      (typeof users)[0],
+      (typeof users)[0],
+    ];
+    client = await startV2rayClient(dir, [
+      { protocol: "vless", port: ports.vless, id: vless.xray.uuid },
+      { protocol: "vmess", port: ports.vmess, id: vmess.xray.uuid },
+      { protocol: "trojan", port: ports.trojan, password: trojan.xray.trojanPassword },
+      {
+        protocol: "shadowsocks",
+        port: ss.xray.shadowsocksPort as number,
+        password: ss.xray.shadowsocksPassword,
+        method: "aes-256-gcm",
+      },
+    ]);
+  });
+
+  afterAll(async () => {
+    await client?.stop();
+    await driver?.stop();
+    await echo?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("starts the core with the users in its config; the apply that follows adds nobody and reports the rest", async () => {
+    const ids = users.map((u) => u.id);
+    expect(await clientsOf("vless-in")).toEqual(ids);
+    expect(await clientsOf("trojan-in")).toEqual(ids);
+    expect(driver.status().users).toBe(4);
+    const result = await driver.applySnapshot([...users, malformed]);
+    expect(result).toMatchObject({ added: [], removed: [], updated: [], unchanged: 4 });
+    expect(result.failed.map((f) => f.userId)).toEqual([malformed.id]);
+    // Preloaded users are served on every protocol, the per-user Shadowsocks inbound included.
+    for (const port of client.socksPorts) expect(await socksEcho(port, echo.port, 10_000)).toBe(10_000);
+    const readings = await driver.readUsage();
+    for (const user of users) expect(readings.find((r) => r.userId === user.id)?.up).toBe(10_000);
+  });
+
+  it("later changes go through the API: a removed user is gone, an added one is served", async () => {
+    const removed = await driver.removeUsers([users[0]?.id as string]);
+    expect(removed.removed).toEqual([users[0]?.id]);
+    expect(await socksEcho(client.socksPorts[0] as number, echo.port, 1_000, 3_000)).toBeLessThan(1_000);
+    const added = await driver.addUsers([users[0] as (typeof users)[0]]);
+    expect(added.added).toEqual([users[0]?.id]);
+    expect(await socksEcho(client.socksPorts[0] as number, echo.port, 1_000)).toBe(1_000);
+    await driver.removeUsers([users[0]?.id as string]);
+  });
+
+  it("after a crash the new core starts with the registry in its config, the removed user not in it", async () => {
+    const restarted = new Promise<RestartedEvent>((resolve) => driver.on("restarted", resolve));
+    process.kill(driver.pid() as number, "SIGKILL");
+    const event = await restarted;
+    expect(event).toMatchObject({ reapplied: 3, failed: [] });
+    const expected = users.slice(1).map((u) => u.id);
+    expect(await clientsOf("vless-in")).toEqual(expected);
+    expect(await clientsOf("vmess-in")).toEqual(expected);
+    // Counters of the new core start from zero; every remaining user is served again.
+    for (const port of client.socksPorts.slice(1))
+      expect(await socksEcho(port, echo.port, 5_000)).toBe(5_000);
+    const readings = await driver.readUsage();
+    for (const user of users.slice(1)) expect(readings.find((r) => r.userId === user.id)?.up).toBe(5_000);
     expect(await socksEcho(client.socksPorts[0] as number, echo.port, 1_000, 3_000)).toBeLessThan(1_000);
   });
 });

@@ -36,14 +36,16 @@ export async function startEchoServer(): Promise<{ port: number; close(): Promis
 }
 
 /**
- * Connects through a SOCKS5 proxy to 127.0.0.1:targetPort, sends `bytes` bytes and returns how many
- * came back before the echo completed, the connection closed, or `timeoutMs` passed.
+ * Connects through a SOCKS5 proxy to 127.0.0.1:targetPort (or `host`:targetPort, sent as a domain name),
+ * sends `bytes` bytes and returns how many came back before the echo completed, the connection
+ * closed, or `timeoutMs` passed.
  */
 export function socksEcho(
   socksPort: number,
   targetPort: number,
   bytes: number,
   timeoutMs = 5_000,
+  host?: string,
 ): Promise<number> {
   return new Promise((resolve) => {
     const socket = new Socket();
@@ -68,9 +70,11 @@ export function socksEcho(
       if (stage === "greeting" && buffer.length >= 2) {
         buffer = buffer.subarray(2);
         stage = "connect";
-        const request = Buffer.from([5, 1, 0, 1, 127, 0, 0, 1, targetPort >> 8, targetPort & 0xff]);
-        socket.write(request);
+        const port = [targetPort >> 8, targetPort & 0xff];
+        const address = host ? [3, host.length, ...Buffer.from(host, "ascii")] : [1, 127, 0, 0, 1];
+        socket.write(Buffer.from([5, 1, 0, ...address, ...port]));
       }
+      // The reply's bound address is IPv4 (10 bytes in all) from every server used here.
       if (stage === "connect" && buffer.length >= 10) {
         if (buffer[1] !== 0) return finish();
         stage = "data";

@@ -1,17 +1,15 @@
 import { ConfigError, describeEnv, VERSION } from "@vpnpanel/common";
-import {
-  controlEnvSchema,
-  createControlPlane,
-  isRole,
-  loadControlConfig,
-  systemActor,
-} from "@vpnpanel/control";
-import { agentEnvSchema, loadAgentConfig, runAgent } from "@vpnpanel/node-agent";
+import type { createControlPlane } from "@vpnpanel/control";
 import { Command } from "commander";
-import { parseRoles, serve } from "./serve";
 
 // The `vpnpanel` command: the control plane's only entry point, and the one place that reads the
 // environment (through the validated schema) for these processes.
+//
+// Each command loads only the side it runs: the control plane's module graph (database drivers, web
+// server, …) is ~80 MB of RSS that a node agent — which runs on every edge node, with a 150 MB
+// budget at 100k users — must not carry, and the agent's modules are no use to `serve`.
+const control = () => import("@vpnpanel/control");
+const nodeAgent = () => import("@vpnpanel/node-agent");
 
 function readPasswordFromStdin(): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -26,6 +24,7 @@ function readPasswordFromStdin(): Promise<string> {
 }
 
 async function withControlPlane<T>(fn: (cp: Awaited<ReturnType<typeof createControlPlane>>) => Promise<T>) {
+  const { createControlPlane, loadControlConfig } = await control();
   const cp = await createControlPlane({ ...loadControlConfig(), LOG_LEVEL: "warn" });
   try {
     return await fn(cp);
@@ -43,6 +42,8 @@ program
   .description("Run control-plane roles (default: all three in one process)")
   .option("--roles <list>", "comma-separated roles: api,collector,scheduler")
   .action(async (opts: { roles?: string }) => {
+    const { loadControlConfig } = await control();
+    const { parseRoles, serve } = await import("./serve");
     const config = loadControlConfig();
     const roles = parseRoles(opts.roles ? opts.roles.split(",").map((s) => s.trim()) : config.ROLES);
     await serve(config, roles);
@@ -76,6 +77,7 @@ admin
       tenant?: string;
       role?: string;
     }) => {
+      const { isRole, systemActor } = await control();
       const password = o.passwordStdin ? await readPasswordFromStdin() : o.password;
       if (!password) throw new Error("a password is required (--password-stdin or --password)");
       if (o.role && !isRole(o.role))
@@ -99,6 +101,7 @@ admin
   .option("--password-stdin", "read the new password from standard input")
   .option("--password <password>", "the new password")
   .action(async (o: { email: string; password?: string; passwordStdin?: boolean }) => {
+    const { systemActor } = await control();
     const password = o.passwordStdin ? await readPasswordFromStdin() : o.password;
     if (!password) throw new Error("a password is required (--password-stdin or --password)");
     await withControlPlane(async (cp) => {
@@ -110,7 +113,8 @@ admin
 program
   .command("env-example")
   .description("Print every configuration variable with its description and default")
-  .action(() => {
+  .action(async () => {
+    const { controlEnvSchema } = await control();
     process.stdout.write(`${describeEnv(controlEnvSchema)}\n`);
   });
 
@@ -119,6 +123,7 @@ program
   .description("Run the node agent (drives this node's Xray/v2ray core and WireGuard for a collector)")
   .option("--env-example", "print every agent configuration variable with its description and default")
   .action(async (opts: { envExample?: boolean }) => {
+    const { agentEnvSchema, loadAgentConfig, runAgent } = await nodeAgent();
     if (opts.envExample) {
       process.stdout.write(`${describeEnv(agentEnvSchema)}\n`);
       return;

@@ -3,9 +3,11 @@ import { status } from "@grpc/grpc-js";
 import {
   type ControlPlane,
   type DesiredUserRecord,
+  type HelloFacts,
   isPermanentIngestError,
   recordApplied,
   recordHealthReport,
+  recordHelloFacts,
   recordSessionEnd,
   recordSessionStart,
   sessionNode,
@@ -79,6 +81,26 @@ export interface LiveSession extends SessionHandle {
 type Call = ServerDuplexStream<AgentMessage, ControlMessage>;
 
 const MAX_FAILURES_KEPT = 20;
+
+/** What node_health keeps of a Hello (lengths capped: the agent is not trusted to be brief). */
+function helloFacts(hello: Hello): HelloFacts {
+  return {
+    agentVersion: hello.agentVersion.slice(0, 64),
+    bootId: hello.bootId.slice(0, 128),
+    capabilities: hello.engines.map((e) => ({
+      engine: engineName(e.engine),
+      core: e.core.slice(0, 32),
+      version: e.version.slice(0, 64),
+      features: e.features.slice(0, 64).map((f) => f.slice(0, 64)),
+    })),
+    wireguardInterfaces: hello.wireguardInterfaces.map((w) => ({
+      name: w.name.slice(0, 32),
+      public_key: w.publicKey.slice(0, 64),
+      listen_port: w.listenPort,
+      peer_count: w.peerCount,
+    })),
+  };
+}
 
 function grpcError(code: status, details: string) {
   return Object.assign(new Error(details), { code, details });
@@ -168,20 +190,7 @@ export function handleSession(call: Call, deps: SessionDeps): void {
       nodeId: peer.nodeId,
       collectorId: deps.collectorId,
       at: cp.clock.now(),
-      agentVersion: hello.agentVersion.slice(0, 64),
-      bootId: hello.bootId.slice(0, 128),
-      capabilities: hello.engines.map((e) => ({
-        engine: engineName(e.engine),
-        core: e.core.slice(0, 32),
-        version: e.version.slice(0, 64),
-        features: e.features.slice(0, 64).map((f) => f.slice(0, 64)),
-      })),
-      wireguardInterfaces: hello.wireguardInterfaces.map((w) => ({
-        name: w.name.slice(0, 32),
-        public_key: w.publicKey.slice(0, 64),
-        listen_port: w.listenPort,
-        peer_count: w.peerCount,
-      })),
+      ...helloFacts(hello),
     });
     await hub.register(live);
     if (closed) {
@@ -452,6 +461,11 @@ export function handleSession(call: Call, deps: SessionDeps): void {
               session.finish();
               return;
             }
+            // Answered like a new session's Hello, including what it says about the node (an agent
+            // announces its WireGuard interfaces this way once the node config created them).
+            void recordHelloFacts(db, nodeId, helloFacts(body.value)).catch((err) =>
+              nlog.warn({ err }, "hello facts not stored"),
+            );
             session.resync(body.value.appliedRevision);
             return;
           case "ack":

@@ -51,6 +51,17 @@ export interface ControlHandler {
 
 const RESYNC_MIN_INTERVAL_MS = 5_000;
 
+/**
+ * What a Hello tells the control plane about this node besides the revision: the engines and the
+ * WireGuard interfaces (clients need the interface key and port). Peer counts are left out: they
+ * change with every user and are not worth a Hello.
+ */
+function announcement(hello: AgentMessage): string {
+  if (hello.body?.$case !== "hello") return "";
+  const h = hello.body.value;
+  return JSON.stringify([h.engines, h.wireguardInterfaces.map((w) => [w.name, w.publicKey, w.listenPort])]);
+}
+
 export function createControlHandler(deps: ControlHandlerDeps): ControlHandler {
   const { applier, store, logger } = deps;
   const assembler = createSnapshotAssembler();
@@ -58,6 +69,8 @@ export function createControlHandler(deps: ControlHandlerDeps): ControlHandler {
   let lastResyncAt = Number.NEGATIVE_INFINITY;
   /** A resync was held back by the rate limit and is still owed. */
   let resyncOwed = false;
+  /** What the control plane last heard from us in a Hello (see announcement). */
+  let announced = "";
 
   const enqueue = (section: () => Promise<void>) => {
     chain = chain
@@ -90,7 +103,23 @@ export function createControlHandler(deps: ControlHandlerDeps): ControlHandler {
       { reason, appliedRevision: String(store.state.revision) },
       "asking the collector for desired state again",
     );
-    await send(session, deps.hello());
+    const hello = deps.hello();
+    announced = announcement(hello);
+    await send(session, hello);
+  }
+
+  /**
+   * A node config can create WireGuard interfaces (the first snapshot after enrollment does) or change
+   * them: the session's Hello predates them, so say it again. The collector answers a Hello on an
+   * open session like a resync, which is nothing when the revision is current.
+   */
+  async function announceChanges(session: SessionHandle): Promise<void> {
+    const hello = deps.hello();
+    const current = announcement(hello);
+    if (current === announced) return;
+    announced = current;
+    logger.info("engines or WireGuard interfaces changed; announcing them");
+    await send(session, hello);
   }
 
   /** A thrown apply means nothing was persisted: retry through the collector, after a reconcile. */
@@ -120,6 +149,7 @@ export function createControlHandler(deps: ControlHandlerDeps): ControlHandler {
       "snapshot applied",
     );
     await ack(session, { commandIds: [], appliedRevision: snapshot.revision, failures: result.failures });
+    await announceChanges(session);
   }
 
   async function onDiff(diff: StateDiff, session: SessionHandle) {
@@ -140,6 +170,7 @@ export function createControlHandler(deps: ControlHandlerDeps): ControlHandler {
     if (!result) return;
     lastResyncAt = Number.NEGATIVE_INFINITY;
     await ack(session, { commandIds: [], appliedRevision: diff.toRevision, failures: result.failures });
+    if (diff.nodeConfig) await announceChanges(session);
   }
 
   async function onCommand(command: Command, session: SessionHandle) {
@@ -196,6 +227,7 @@ export function createControlHandler(deps: ControlHandlerDeps): ControlHandler {
       assembler.reset();
       lastResyncAt = Number.NEGATIVE_INFINITY;
       resyncOwed = false; // the new session's Hello already asked
+      announced = announcement(deps.hello()); // and told what the engines are now
     },
     retryResync(session) {
       if (!resyncOwed) return Promise.resolve();

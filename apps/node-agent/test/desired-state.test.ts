@@ -85,6 +85,11 @@ describe("snapshots", () => {
     });
     expect(xray.log.starts).toBe(1);
     expect(wireguard.log.starts).toBe(1);
+    // The Xray core was started by this snapshot: its users came with its config, none through the
+    // API; WireGuard has no such path and added its peer.
+    expect(xray.log.preloaded).toEqual(["sub_1", "sub_2"]);
+    expect(xray.log.added).toEqual([]);
+    expect(wireguard.log.added).toEqual(["sub_1"]);
   });
 
   it("an unchanged reconnect applies nothing: Hello carries the revision and no core is restarted", async () => {
@@ -97,8 +102,8 @@ describe("snapshots", () => {
 
     // The collector has nothing newer: it answers the reconnect's Hello with the policy only.
     session().drop();
-    await waitFor(() => collector.hellos.length === 2, "reconnect");
-    expect(collector.hellos[1]?.hello.appliedRevision).toBe(3n);
+    await waitFor(() => collector.sessions.length === 2, "reconnect");
+    expect(collector.hellos.at(-1)?.hello.appliedRevision).toBe(3n);
     // Even a resent identical snapshot re-applies nothing and restarts nothing.
     for (const m of snapshotMessages({ revision: 3n, users: users3(), nodeConfig: NODE_CONFIG }))
       session().send(m);
@@ -128,10 +133,13 @@ describe("snapshots", () => {
     running.push(second);
     await second.agent.start();
     expect(xray.users()).toEqual(["sub_1", "sub_2"]);
+    // The new core starts with the stored users in its config; nothing is added one by one.
+    expect(xray.log.preloaded).toEqual(["sub_1", "sub_2"]);
+    expect(xray.log.added).toEqual([]);
     expect(wireguard.users()).toEqual(["sub_1"]);
     expect(wireguard.log.added.length).toBe(wgAddedBefore); // adopted peers are not re-added
-    await waitFor(() => collector.hellos.length === 2, "hello after restart");
-    expect(collector.hellos[1]?.hello.appliedRevision).toBe(5n);
+    await waitFor(() => collector.sessions.length === 2, "hello after restart");
+    expect(collector.hellos.at(-1)?.hello.appliedRevision).toBe(5n);
   });
 
   it("only a node-config change restarts an engine, and only the engine whose config changed", async () => {
@@ -155,6 +163,7 @@ describe("snapshots", () => {
     });
     await acked(2);
     expect([xray.log.starts, xray.log.stops, wireguard.log.starts]).toEqual([1, 0, 1]);
+    expect(xray.log.added).toEqual(["sub_4"]); // a running core: through the API
     // A new Xray inbound: the Xray core restarts and gets every user back; WireGuard is untouched.
     const nodeConfig = {
       ...NODE_CONFIG,
@@ -181,6 +190,9 @@ describe("snapshots", () => {
     expect([xray.log.starts, xray.log.stops]).toEqual([2, 1]);
     expect(wireguard.log.starts).toBe(1);
     expect(xray.users()).toEqual(["sub_1", "sub_4"]);
+    // The restarted core got every user from its config: no add after the start.
+    expect(xray.log.preloaded).toEqual(["sub_1", "sub_2", "sub_1", "sub_4"]);
+    expect(xray.log.added).toEqual(["sub_4"]);
     expect(wireguard.users()).toEqual(["sub_1", "sub_4"]);
   });
 });
@@ -230,8 +242,9 @@ describe("diffs", () => {
         },
       },
     });
-    await waitFor(() => collector.hellos.length === 2, "resync hello");
-    expect(collector.hellos[1]?.hello.appliedRevision).toBe(10n);
+    // Hello #2 announced the WireGuard interface the snapshot created; #3 is the resync.
+    await waitFor(() => collector.hellos.length === 3, "resync hello");
+    expect(collector.hellos[2]?.hello.appliedRevision).toBe(10n);
     expect(collector.sessions).toHaveLength(1); // same stream
     expect(xray.users()).not.toContain("sub_9");
   });
@@ -241,6 +254,8 @@ describe("diffs", () => {
     for (const m of snapshotMessages({ revision: 10n, users: users3(), nodeConfig: NODE_CONFIG }))
       session().send(m);
     await acked(1);
+    // The snapshot created the WireGuard interface, which the agent announces in a Hello (not rate-limited).
+    await waitFor(() => collector.hellos.length === 2, "announcing hello");
     const badDiff = (from: bigint) =>
       session().send({
         body: {
@@ -260,16 +275,16 @@ describe("diffs", () => {
     collector.policy = { ...collector.policy, healthIntervalSeconds: 77 };
     session().send({ body: { $case: "policy", value: collector.policy } });
     await waitFor(() => agent.policy().healthIntervalSeconds === 77, "marker");
-    await waitFor(() => collector.hellos.length === 2, "first resync hello");
-    expect(collector.hellos).toHaveLength(2);
+    await waitFor(() => collector.hellos.length === 3, "first resync hello");
+    expect(collector.hellos).toHaveLength(3);
     await agent.tickMaintenance();
-    expect(collector.hellos).toHaveLength(2); // still inside the rate limit
+    expect(collector.hellos).toHaveLength(3); // still inside the rate limit
     clock.advance(5_000);
     await agent.tickMaintenance();
-    await waitFor(() => collector.hellos.length === 3, "held-back resync");
+    await waitFor(() => collector.hellos.length === 4, "held-back resync");
     await agent.tickMaintenance();
     await agent.idle();
-    expect(collector.hellos).toHaveLength(3); // owed once, sent once
+    expect(collector.hellos).toHaveLength(4); // owed once, sent once
   });
 
   it("a snapshot whose chunks arrive out of order is dropped and requested again", async () => {
@@ -368,8 +383,8 @@ describe("commands", () => {
       session().send(m);
     await acked(1);
     session().drop();
-    await waitFor(() => collector.hellos.length === 2, "reconnect");
-    const hello = collector.hellos[1]?.hello;
+    await waitFor(() => collector.sessions.length === 2, "reconnect");
+    const hello = collector.hellos.at(-1)?.hello;
     expect(hello?.engines.map((e) => [e.engine, e.core, e.features])).toEqual([
       [Engine.XRAY, "xray", ["xtls_flow"]],
       [Engine.WIREGUARD, "wireguard-go", []],

@@ -118,15 +118,15 @@ describe("certificate renewal", () => {
     expect(stored.certPem).toBe(after.certPem);
 
     // Same stream, nothing lost.
-    expect(collector.hellos).toHaveLength(1);
+    expect(collector.sessions).toHaveLength(1);
     expect(session?.ended).toBe(false);
     expect(agent.queue().metrics().pendingBatches).toBe(1);
 
     // The next stream authenticates with the new certificate, and the pending batch goes out again.
     collector.autoAck = true;
     session?.drop();
-    await waitFor(() => collector.hellos.length === 2, "reconnect");
-    expect(collector.hellos[1]?.peerSerial).toBe(certificateInfo(after.certPem).serialHex);
+    await waitFor(() => collector.sessions.length === 2, "reconnect");
+    expect(collector.sessions[1]?.peerSerial).toBe(certificateInfo(after.certPem).serialHex);
     await waitFor(() => agent.queue().metrics().pendingBatches === 0, "ack after reconnect");
     expect(collector.totals().get("sub_a")).toEqual({ up: 100, down: 1000 });
   });

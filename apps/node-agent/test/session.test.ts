@@ -120,7 +120,7 @@ describe("reconnecting", () => {
     expect(t.xray.users()).toEqual(["sub_a"]);
     expect(t.agent.queue().metrics().pendingBatches).toBe(1); // kept on disk
     expect(attempts.length).toBe(seen);
-    expect(collector.hellos).toHaveLength(1);
+    expect(collector.sessions).toHaveLength(1);
   });
 });
 
@@ -198,5 +198,40 @@ describe("health and metrics", () => {
     } finally {
       await http.close();
     }
+  });
+});
+
+describe("announcing the node", () => {
+  beforeEach(async () => {
+    collector = await startFakeCollector();
+    state = await tempStateDir();
+  });
+
+  it("a Hello announces the WireGuard interface the first node config created; peer changes do not", async () => {
+    const t = await enrolledAgent(collector, state.dir);
+    running.push(t);
+    await waitFor(() => collector.hellos.length === 1, "hello");
+    // Enrolled a moment ago: no node config yet, so no interface (and no key) to tell clients about.
+    expect(collector.hellos[0]?.hello.wireguardInterfaces).toEqual([]);
+    for (const m of snapshotMessages({
+      revision: 1n,
+      users: [desiredUser("sub_a")],
+      nodeConfig: NODE_CONFIG,
+    }))
+      collector.active()?.send(m);
+    await waitFor(() => collector.hellos.length === 2, "announcing hello");
+    expect(collector.hellos[1]?.hello).toMatchObject({
+      appliedRevision: 1n,
+      wireguardInterfaces: [{ name: "wg0", publicKey: "fake-public-key", listenPort: 51820 }],
+    });
+    collector.active()?.send({
+      body: {
+        $case: "command",
+        value: { id: "add-b", revision: 2n, action: { $case: "addUser", value: desiredUser("sub_b") } },
+      },
+    });
+    await waitFor(() => collector.acks.some((a) => a.commandIds.includes("add-b")), "command ack");
+    await t.agent.idle();
+    expect(collector.hellos).toHaveLength(2);
   });
 });

@@ -3,6 +3,10 @@
 // - Node config: a driver is (re)started only when its base config actually changed (compared as
 //   canonical JSON). That is the only path that restarts a core; user changes go through the driver's
 //   incremental add/remove, and an unchanged snapshot diffs to nothing inside the driver.
+// - A driver is started together with the users it must hold (the stored ones at boot, the snapshot's,
+//   or the merged set of a change that came with a new node config), so a core that starts anyway
+//   loads them from its config rather than through one API call per user (docs/adr/0010). Leases are
+//   granted before that, so a user a newer lease restores is among them.
 // - Every removal returns final readings, which go to the usage recorder before anything else.
 // - Per-user failures are reported in the Ack and retried by reconcile(); the revision still counts
 //   as applied (the collector would otherwise resend the same change forever). A thrown error means
@@ -99,9 +103,18 @@ export function createApplier(deps: ApplierDeps): Applier {
     collect(result, failures, commandId);
   }
 
-  async function startSlot(rt: SlotRuntime, failures: ApplyFailure[]): Promise<void> {
+  /**
+   * Starts the slot's engine holding the users it must serve: preloaded where the driver can, then a
+   * full apply for whatever the preload did not cover. Returns whether the engine runs.
+   */
+  async function startSlot(
+    rt: SlotRuntime,
+    failures: ApplyFailure[],
+    desired: Iterable<DesiredUser>,
+  ): Promise<boolean> {
+    const users = effectiveUsers(desired, rt.slot.kind, isCut);
     try {
-      await rt.slot.driver.start(rt.base);
+      await rt.slot.driver.start(rt.base, users);
       rt.started = true;
       rt.startError = null;
       rt.starts++;
@@ -111,7 +124,7 @@ export function createApplier(deps: ApplierDeps): Applier {
       dirty = true;
       logger.error({ engine: rt.slot.kind, err: rt.startError }, "engine failed to start");
       failures.push({ commandId: "", userId: "", message: `${rt.slot.kind}: ${rt.startError}` });
-      return;
+      return false;
     }
     const orphan = rt.slot.driver.drainOrphanReadings?.() ?? [];
     if (orphan.length > 0) {
@@ -122,13 +135,19 @@ export function createApplier(deps: ApplierDeps): Applier {
         orphan.map((r) => ({ ...r, userId: ids.get(r.userId.toLowerCase()) ?? r.userId })),
       );
     }
+    await settle(rt, await rt.slot.driver.applySnapshot(users), failures);
+    return true;
   }
 
   /**
-   * Brings each driver to the node config's base config. Returns the slots that were (re)started
-   * and therefore need the full user set, not just a delta.
+   * Brings each driver to the node config's base config; a (re)started one starts holding `desired`.
+   * Returns those slots: they have the full user set already and need no further apply.
    */
-  async function configure(node: NodeConfig | null, failures: ApplyFailure[]): Promise<Set<SlotRuntime>> {
+  async function configure(
+    node: NodeConfig | null,
+    desired: () => Iterable<DesiredUser>,
+    failures: ApplyFailure[],
+  ): Promise<Set<SlotRuntime>> {
     const fresh = new Set<SlotRuntime>();
     for (const rt of runtimes) {
       let base: unknown | null;
@@ -158,10 +177,7 @@ export function createApplier(deps: ApplierDeps): Applier {
       }
       rt.base = base;
       rt.baseKey = key;
-      if (base !== null) {
-        await startSlot(rt, failures);
-        if (rt.started) fresh.add(rt);
-      }
+      if (base !== null && (await startSlot(rt, failures, desired()))) fresh.add(rt);
     }
     return fresh;
   }
@@ -204,7 +220,6 @@ export function createApplier(deps: ApplierDeps): Applier {
     commandId?: string;
   }): Promise<ApplyOutcome> {
     const failures: ApplyFailure[] = [];
-    const fresh = change.nodeConfig ? await configure(change.nodeConfig, failures) : new Set<SlotRuntime>();
     const touched = new Map<string, DesiredUser | null>();
     for (const id of change.removals) touched.set(id, null);
     for (const user of change.upserts) touched.set(user.userId, user);
@@ -212,10 +227,11 @@ export function createApplier(deps: ApplierDeps): Applier {
       change.usageCountedThroughSeq > 0n ? change.usageCountedThroughSeq : BigInt(usage.ackedThrough());
     for (const user of change.upserts) leases.grant(user.userId, leaseFromProto(user.lease, asOf));
     leases.markRestored(leases.restorable(deps.now()).filter((id) => touched.has(id)));
+    const fresh = change.nodeConfig
+      ? await configure(change.nodeConfig, () => mergedUsers(touched), failures)
+      : new Set<SlotRuntime>();
     for (const rt of runtimes) {
-      if (!rt.started) continue;
-      if (fresh.has(rt)) await applyFull(rt, mergedUsers(touched), failures);
-      else await applyTouched(rt, touched, failures, change.commandId);
+      if (rt.started && !fresh.has(rt)) await applyTouched(rt, touched, failures, change.commandId);
     }
     for (const id of change.removals) leases.forget(id);
     await store.change({
@@ -243,8 +259,9 @@ export function createApplier(deps: ApplierDeps): Applier {
     boot: () =>
       timed("reconcile", async () => {
         const failures: ApplyFailure[] = [];
-        await configure(store.state.nodeConfig, failures);
-        for (const rt of runtimes) if (rt.started) await applyFull(rt, store.state.users.values(), failures);
+        const fresh = await configure(store.state.nodeConfig, () => store.state.users.values(), failures);
+        for (const rt of runtimes)
+          if (rt.started && !fresh.has(rt)) await applyFull(rt, store.state.users.values(), failures);
         return { failures };
       }),
 
@@ -252,12 +269,13 @@ export function createApplier(deps: ApplierDeps): Applier {
       timed("snapshot", async () => {
         const failures: ApplyFailure[] = [];
         const nodeConfig = snapshot.nodeConfig ?? store.state.nodeConfig;
-        await configure(nodeConfig, failures);
         const wanted = new Set(snapshot.users.map((u) => u.userId));
         for (const user of snapshot.users)
           leases.grant(user.userId, leaseFromProto(user.lease, snapshot.usageCountedThroughSeq));
         leases.markRestored(leases.restorable(deps.now()));
-        for (const rt of runtimes) if (rt.started) await applyFull(rt, snapshot.users, failures);
+        const fresh = await configure(nodeConfig, () => snapshot.users, failures);
+        for (const rt of runtimes)
+          if (rt.started && !fresh.has(rt)) await applyFull(rt, snapshot.users, failures);
         for (const id of store.state.users.keys()) if (!wanted.has(id)) leases.forget(id);
         await store.replace({
           revision: snapshot.revision,
@@ -307,8 +325,8 @@ export function createApplier(deps: ApplierDeps): Applier {
         dirty = false;
         const failures: ApplyFailure[] = [];
         for (const rt of runtimes) {
-          if (!rt.started && rt.base !== null) await startSlot(rt, failures);
-          if (rt.started) await applyFull(rt, store.state.users.values(), failures);
+          if (!rt.started && rt.base !== null) await startSlot(rt, failures, store.state.users.values());
+          else if (rt.started) await applyFull(rt, store.state.users.values(), failures);
         }
         return { failures };
       }),

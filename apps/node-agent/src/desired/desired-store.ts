@@ -7,19 +7,25 @@
 // full snapshot as SnapshotChunks, then StateDiffs appended per applied change (fsync'd). A new
 // snapshot, or a journal grown past the snapshot, rewrites the file (temp file, fsync, rename).
 // Writes happen only after the engines applied the change, so the persisted revision never runs
-// ahead of what the node serves.
+// ahead of what the node serves. In memory the users are kept encoded (compact-users.ts).
 
 import type { FileHandle } from "node:fs/promises";
 import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { ControlMessage, type DesiredUser, type NodeConfig } from "@vpnpanel/proto";
+import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import { ControlMessage, type DesiredUser, type NodeConfig, SnapshotChunk } from "@vpnpanel/proto";
 import { frame, scanFrames } from "../queue/framing";
+import { createDesiredUsers, type DesiredUsers, type MutableDesiredUsers } from "./compact-users";
 
 export interface DesiredState {
   revision: bigint;
-  users: Map<string, DesiredUser>;
+  users: DesiredUsers;
   nodeConfig: NodeConfig | null;
   usageCountedThroughSeq: bigint;
+}
+
+interface StoredState extends DesiredState {
+  users: MutableDesiredUsers;
 }
 
 export interface DesiredChange {
@@ -47,47 +53,60 @@ export interface DesiredStore {
 export const DESIRED_FILE = "desired-state.log";
 const CHUNK_USERS = 1_000;
 
-function applyChange(state: DesiredState, change: DesiredChange): void {
+function applyChange(state: StoredState, change: DesiredChange): void {
   for (const id of change.removals) state.users.delete(id);
-  for (const user of change.upserts) state.users.set(user.userId, user);
+  for (const user of change.upserts) state.users.set(user);
   if (change.nodeConfig) state.nodeConfig = change.nodeConfig;
   if (change.usageCountedThroughSeq) state.usageCountedThroughSeq = change.usageCountedThroughSeq;
   state.revision = change.toRevision;
 }
 
-function snapshotFrames(state: DesiredState): Buffer[] {
-  const users = [...state.users.values()];
-  const frames: Buffer[] = [];
+/** Field numbers of ControlMessage.snapshot and SnapshotChunk.users (proto/…/node_control.proto). */
+const CONTROL_SNAPSHOT_FIELD = 1;
+const CHUNK_USERS_FIELD = 4;
+
+/**
+ * One snapshot record: ControlMessage{snapshot: SnapshotChunk}, with the users' stored encodings
+ * spliced in as they are (a repeated field may follow the chunk's other fields), so a rewrite of 100k
+ * users neither decodes nor re-encodes them.
+ */
+function snapshotRecord(state: DesiredState, index: number, last: boolean, users: Uint8Array[]): Buffer {
+  const chunk = SnapshotChunk.encode({
+    revision: state.revision,
+    chunkIndex: index,
+    last,
+    users: [],
+    nodeConfig: index === 0 && state.nodeConfig ? state.nodeConfig : undefined,
+    usageCountedThroughSeq: state.usageCountedThroughSeq,
+  }).finish();
+  const w = new BinaryWriter().tag(CONTROL_SNAPSHOT_FIELD, WireType.LengthDelimited).fork().raw(chunk);
+  for (const user of users) w.tag(CHUNK_USERS_FIELD, WireType.LengthDelimited).bytes(user);
+  return frame(w.join().finish());
+}
+
+function* snapshotFrames(state: DesiredState): Generator<Buffer> {
   let index = 0;
-  do {
-    const part = users.slice(index * CHUNK_USERS, (index + 1) * CHUNK_USERS);
-    const last = (index + 1) * CHUNK_USERS >= users.length;
-    const message = ControlMessage.encode({
-      body: {
-        $case: "snapshot",
-        value: {
-          revision: state.revision,
-          chunkIndex: index,
-          last,
-          users: part,
-          nodeConfig: index === 0 && state.nodeConfig ? state.nodeConfig : undefined,
-          usageCountedThroughSeq: state.usageCountedThroughSeq,
-        },
-      },
-    }).finish();
-    frames.push(frame(message));
-    index++;
-  } while (index * CHUNK_USERS < users.length);
-  return frames;
+  let part: Uint8Array[] = [];
+  let seen = 0;
+  for (const user of state.users.encoded()) {
+    part.push(user);
+    seen++;
+    if (part.length === CHUNK_USERS) {
+      yield snapshotRecord(state, index++, seen === state.users.size, part);
+      part = [];
+    }
+  }
+  // Always at least one record: an empty snapshot still carries the revision and node config.
+  if (part.length > 0 || index === 0) yield snapshotRecord(state, index, true, part);
 }
 
 export async function openDesiredStore(dir: string): Promise<DesiredStore> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const path = join(dir, DESIRED_FILE);
   await rm(`${path}.tmp`, { force: true });
-  const state: DesiredState = {
+  const state: StoredState = {
     revision: 0n,
-    users: new Map(),
+    users: createDesiredUsers(),
     nodeConfig: null,
     usageCountedThroughSeq: 0n,
   };
@@ -115,7 +134,7 @@ export async function openDesiredStore(dir: string): Promise<DesiredStore> {
         snapshotBytes = 0;
         journalBytes = 0;
       }
-      for (const user of chunk.users) state.users.set(user.userId, user);
+      for (const user of chunk.users) state.users.set(user);
       snapshotBytes += payload.length + 8;
     } else if (body?.$case === "diff") {
       const d = body.value;
@@ -157,7 +176,7 @@ export async function openDesiredStore(dir: string): Promise<DesiredStore> {
   return {
     state,
     async replace(next) {
-      state.users = new Map(next.users.map((u) => [u.userId, u]));
+      state.users = createDesiredUsers(next.users);
       state.nodeConfig = next.nodeConfig;
       state.revision = next.revision;
       state.usageCountedThroughSeq = next.usageCountedThroughSeq;

@@ -86,13 +86,13 @@ export interface EngineStatus {
 export interface RestartedEvent {
   engine: EngineKind;
   generation: string;
-  /** Users the driver re-applied from its registry after the restart. */
+  /** Users the new core holds after the restart (from its config, or re-added by the driver). */
   reapplied: number;
   failed: UserFailure[];
 }
 
 export interface EngineEvents {
-  /** The core came back after a crash; the driver has already re-applied its registry. */
+  /** The core came back after a crash, holding the driver's registry again. */
   restarted: (event: RestartedEvent) => void;
   /** The core exited unexpectedly (before the restart attempt). */
   crashed: (info: { engine: EngineKind; code: number | null; signal: string | null }) => void;
@@ -100,7 +100,13 @@ export interface EngineEvents {
 
 export interface EngineDriver<TBaseConfig> {
   readonly kind: EngineKind;
-  start(base: TBaseConfig): Promise<void>;
+  /**
+   * Starts the engine. `preload` is the user set it should come up with, when the caller knows it: a
+   * driver that starts a fresh process (Xray) writes those users into its config instead of adding
+   * them one API call at a time (docs/adr/0010); others ignore it. Either way the caller follows with
+   * applySnapshot(preload), which diffs to nothing for what was preloaded and adds the rest.
+   */
+  start(base: TBaseConfig, preload?: readonly AgentUser[]): Promise<void>;
   /** Stops supervising; takes no final reading (call readUsage first for a planned stop). */
   stop(): Promise<void>;
   /**

@@ -14,13 +14,16 @@ export interface UserDiff {
 /**
  * `fingerprint` returns null for a user without credentials for this engine (it is then treated as
  * absent, so a user whose engine set lost this engine is removed). Duplicate ids: the last one wins.
+ * The applied side holds whatever the driver keeps per user (a fingerprint string, or the credentials
+ * themselves with `same` comparing them field by field — no second copy of every user's secrets).
  */
-export function diffUsers(
-  applied: ReadonlyMap<string, string>,
+export function diffUsers<P>(
+  applied: ReadonlyMap<string, P>,
   desired: readonly AgentUser[],
-  fingerprint: (user: AgentUser) => string | null,
+  fingerprint: (user: AgentUser) => P | null,
+  same: (a: P, b: P) => boolean = Object.is,
 ): UserDiff {
-  const wanted = new Map<string, { user: AgentUser; print: string }>();
+  const wanted = new Map<string, { user: AgentUser; print: P }>();
   for (const user of desired) {
     const print = fingerprint(user);
     if (print === null) wanted.delete(user.id);
@@ -30,7 +33,7 @@ export function diffUsers(
   for (const [id, { user, print }] of wanted) {
     const current = applied.get(id);
     if (current === undefined) diff.toAdd.push(user);
-    else if (current !== print) diff.toUpdate.push(user);
+    else if (!same(current, print)) diff.toUpdate.push(user);
     else diff.unchanged++;
   }
   for (const id of applied.keys()) {

@@ -17,10 +17,11 @@
 import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { createSerialLock } from "../engines/async-utils";
+import { createBaselineTable } from "../usage/baseline-table";
 import {
   applyBaselineChanges,
-  type Baseline,
   type BaselineChanges,
+  type Baselines,
   mergeDeltas,
   type UsageDelta,
 } from "../usage/delta-tracker";
@@ -78,7 +79,7 @@ export interface BatchQueue {
   ack(seq: number): Promise<void>;
   /** Makes the next seq at least `lastStored + 1` (durably). */
   advanceSeq(lastStored: number): Promise<void>;
-  baselines(): ReadonlyMap<string, Baseline>;
+  baselines(): Baselines;
   metrics(): QueueMetrics;
   compact(): Promise<void>;
   close(): Promise<void>;
@@ -95,7 +96,7 @@ export async function openBatchQueue(options: BatchQueueOptions): Promise<BatchQ
   await mkdir(options.dir, { recursive: true, mode: 0o700 });
   await rm(`${path}.tmp`, { force: true }); // a compaction that died before its rename
 
-  const baselines = new Map<string, Baseline>();
+  const baselines = createBaselineTable();
   const pending = new Map<number, PendingBatch>();
   const sent = new Set<number>();
   let nextSeq = 0;

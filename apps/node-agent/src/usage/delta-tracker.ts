@@ -21,6 +21,12 @@ export interface Baseline {
   down: number;
 }
 
+/** Read access to baselines by key: a Map, or the queue's compact table (baseline-table.ts). */
+export interface Baselines extends Iterable<[string, Baseline]> {
+  get(key: string): Baseline | undefined;
+  readonly size: number;
+}
+
 export interface UsageDelta {
   engine: EngineKind;
   userId: string;
@@ -48,7 +54,7 @@ export function parseBaselineKey(key: string): { engine: EngineKind; userId: str
 }
 
 export function computeDeltas(
-  baselines: ReadonlyMap<string, Baseline>,
+  baselines: Baselines,
   engine: EngineKind,
   readings: readonly UsageReading[],
   options: { final?: boolean } = {},
@@ -89,7 +95,10 @@ export function computeDeltas(
 }
 
 /** Applies changes to a baseline map in place (used by the queue on append and on recovery). */
-export function applyBaselineChanges(baselines: Map<string, Baseline>, changes: BaselineChanges): void {
+export function applyBaselineChanges(
+  baselines: { set(key: string, baseline: Baseline): unknown; delete(key: string): unknown },
+  changes: BaselineChanges,
+): void {
   for (const [key, baseline] of changes.set) baselines.set(key, baseline);
   for (const key of changes.drop) baselines.delete(key);
 }
@@ -112,7 +121,7 @@ export function mergeDeltas(...lists: ReadonlyArray<readonly UsageDelta[]>): Usa
 
 /** Baselines whose counter life has ended (generation not live any more) — safe to forget. */
 export function staleBaselines(
-  baselines: ReadonlyMap<string, Baseline>,
+  baselines: Baselines,
   engine: EngineKind,
   liveGenerations: ReadonlySet<string>,
 ): string[] {

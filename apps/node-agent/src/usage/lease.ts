@@ -21,8 +21,13 @@ export interface Lease {
 
 export interface LeaseBook {
   leases: Map<string, Lease>;
-  /** Bytes (up + down) per user per batch seq, kept only for seqs above the user's lease. */
-  usage: Map<string, Map<number, number>>;
+  /**
+   * Bytes (up + down) per user per batch seq, kept only for seqs above the user's lease: flat
+   * [seq, bytes, seq, bytes, …] in ascending seq order. Seqs only grow, so appends go to the end and
+   * a new lease drops a prefix; one small array per user instead of a Map (a 100k-user node keeps
+   * one entry per user with traffic).
+   */
+  usage: Map<string, number[]>;
 }
 
 export type RemovalReason = "quota" | "expired";
@@ -45,8 +50,10 @@ export function grantLease(book: LeaseBook, userId: string, lease: Lease): void 
   book.leases.set(userId, lease);
   const perSeq = book.usage.get(userId);
   if (!perSeq) return;
-  for (const seq of perSeq.keys()) if (seq <= lease.asOfSeq) perSeq.delete(seq);
-  if (perSeq.size === 0) book.usage.delete(userId);
+  let covered = 0;
+  while (covered < perSeq.length && (perSeq[covered] as number) <= lease.asOfSeq) covered += 2;
+  if (covered === perSeq.length) book.usage.delete(userId);
+  else if (covered > 0) perSeq.splice(0, covered);
 }
 
 export function revokeLease(book: LeaseBook, userId: string): void {
@@ -63,18 +70,25 @@ export function recordBatchUsage(book: LeaseBook, seq: number, deltas: readonly 
     const lease = book.leases.get(d.userId);
     // Users without a lease are not enforced locally; their usage is not needed here.
     if (!lease || seq <= lease.asOfSeq) continue;
-    let perSeq = book.usage.get(d.userId);
-    if (!perSeq) {
-      perSeq = new Map();
-      book.usage.set(d.userId, perSeq);
-    }
-    perSeq.set(seq, (perSeq.get(seq) ?? 0) + d.up + d.down);
+    const bytes = d.up + d.down;
+    const perSeq = book.usage.get(d.userId);
+    if (!perSeq) book.usage.set(d.userId, [seq, bytes]);
+    else addAt(perSeq, seq, bytes);
   }
 }
 
+/** Adds bytes under `seq`, keeping the pairs in seq order (a merged batch may reuse a lower seq). */
+function addAt(perSeq: number[], seq: number, bytes: number): void {
+  let i = perSeq.length - 2;
+  while (i >= 0 && (perSeq[i] as number) > seq) i -= 2;
+  if (i >= 0 && perSeq[i] === seq) perSeq[i + 1] = (perSeq[i + 1] as number) + bytes;
+  else perSeq.splice(i + 2, 0, seq, bytes);
+}
+
 export function usedSinceLease(book: LeaseBook, userId: string): number {
+  const perSeq = book.usage.get(userId);
   let sum = 0;
-  for (const bytes of book.usage.get(userId)?.values() ?? []) sum += bytes;
+  if (perSeq) for (let i = 1; i < perSeq.length; i += 2) sum += perSeq[i] as number;
   return sum;
 }
 

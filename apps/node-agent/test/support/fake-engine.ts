@@ -34,6 +34,8 @@ export interface FakeEngine {
     starts: number;
     stops: number;
     bases: unknown[];
+    /** Users a start brought up from its config (Xray-like engines only). */
+    preloaded: string[];
     added: string[];
     updated: string[];
     removed: string[];
@@ -67,6 +69,7 @@ export function createFakeEngine(
     starts: 0,
     stops: 0,
     bases: [],
+    preloaded: [],
     added: [],
     updated: [],
     removed: [],
@@ -109,13 +112,22 @@ export function createFakeEngine(
 
   const driver: EngineDriver<unknown> = {
     kind,
-    async start(base) {
+    async start(base, preload = []) {
       log.starts++;
       log.bases.push(base);
       if (!options.keepsUsersOnStart || generation === 0) {
         registry.clear();
         counters.clear();
         generation++;
+      }
+      // Like the Xray driver: a fresh core comes up holding the users written into its config.
+      if (!options.keepsUsersOnStart) {
+        for (const user of preload) {
+          const p = print(user);
+          if (p === null) continue;
+          registry.set(user.id, { user, print: p });
+          log.preloaded.push(user.id);
+        }
       }
       running = true;
     },

@@ -4,14 +4,18 @@ import { sql } from "drizzle-orm";
 // What the collector records about a node's session in node_health (the row the API's
 // /nodes/{id}/health reads). Small, separate writes: they never touch the wide nodes row.
 
-export interface SessionStart {
-  nodeId: string;
-  collectorId: string;
-  at: Date;
+/** What a Hello tells about the node: sent at session start, and again when it changes. */
+export interface HelloFacts {
   agentVersion: string;
   bootId: string;
   capabilities: unknown[];
   wireguardInterfaces: unknown[];
+}
+
+export interface SessionStart extends HelloFacts {
+  nodeId: string;
+  collectorId: string;
+  at: Date;
 }
 
 export interface HealthFacts {
@@ -54,6 +58,17 @@ export async function recordSessionStart(db: DbOrTx, s: SessionStart): Promise<v
       session_started_at = excluded.session_started_at, last_seen_at = excluded.last_seen_at,
       agent_version = excluded.agent_version, boot_id = excluded.boot_id, capabilities = excluded.capabilities,
       wireguard_interfaces = excluded.wireguard_interfaces, updated_at = now()`);
+}
+
+/**
+ * A Hello on an open session: the agent announces changed facts (its WireGuard interfaces exist only
+ * once the node config reached it, after the session's first Hello) or asks for a resync.
+ */
+export async function recordHelloFacts(db: DbOrTx, nodeId: string, f: HelloFacts): Promise<void> {
+  await db.execute(sql`UPDATE node_health SET agent_version = ${f.agentVersion}, boot_id = ${f.bootId},
+      capabilities = ${JSON.stringify(f.capabilities)}::jsonb,
+      wireguard_interfaces = ${JSON.stringify(f.wireguardInterfaces)}::jsonb, updated_at = now()
+    WHERE node_id = ${nodeId}`);
 }
 
 export async function recordHealthReport(

@@ -1,7 +1,7 @@
 import type { AgentUser, UserFailure } from "../types";
 import { validateUserId } from "../user-diff";
 import { isWireguardKey } from "./keys";
-import { canonicalAllowedIps, interfaceIndexFor, type PlacementConfig, parseCidr } from "./placement";
+import { canonicalCidrs, interfaceIndexForCidrs, type PlacementConfig, parseCidr } from "./placement";
 
 // Plans peer changes from the device state (what the interfaces hold, learnt from dumps at start and
 // kept current after each command) and the desired users. Pure, so the tricky cases — a key change,
@@ -139,15 +139,16 @@ export function desiredPeerFor(
   // Never echo the key itself: a malformed PSK may still be a secret.
   if (wg.presharedKey && !isWireguardKey(wg.presharedKey))
     return { userId: user.id, error: "malformed preshared key" };
-  if (wg.allowedIps.some((c) => parseCidr(c) === null))
-    return { userId: user.id, error: "malformed allowed-ips" };
-  const index = interfaceIndexFor(placement, wg.allowedIps);
+  // Parsed once for all three uses: every peer of every snapshot passes here.
+  const cidrs = wg.allowedIps.map((c) => parseCidr(c));
+  if (cidrs.some((c) => c === null)) return { userId: user.id, error: "malformed allowed-ips" };
+  const index = interfaceIndexForCidrs(placement, cidrs, wg.allowedIps);
   if (typeof index === "string") return { userId: user.id, error: index };
   return {
     userId: user.id,
     publicKey: wg.publicKey,
     presharedKey: wg.presharedKey ?? null,
-    allowedIps: canonicalAllowedIps(wg.allowedIps),
+    allowedIps: canonicalCidrs(cidrs, wg.allowedIps),
     index,
   };
 }

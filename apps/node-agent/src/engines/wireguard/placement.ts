@@ -20,15 +20,19 @@ export interface Cidr {
 
 const bits = (family: 4 | 6) => (family === 4 ? 32 : 128);
 
+// The peer-address paths below run for every peer of every snapshot (100k at a time, also when
+// nothing changed), so IPv4 is handled in plain numbers and converted to bigint once.
 function parseIPv4(text: string): bigint | null {
   const parts = text.split(".");
   if (parts.length !== 4) return null;
-  let value = 0n;
+  let value = 0;
   for (const p of parts) {
-    if (!/^\d{1,3}$/.test(p) || Number(p) > 255) return null;
-    value = (value << 8n) | BigInt(p);
+    if (!/^\d{1,3}$/.test(p)) return null;
+    const octet = Number(p);
+    if (octet > 255) return null;
+    value = value * 256 + octet;
   }
-  return value;
+  return BigInt(value);
 }
 
 function parseIPv6(text: string): bigint | null {
@@ -67,8 +71,8 @@ export function parseCidr(text: string): Cidr | null {
 
 export function formatCidr(cidr: Cidr): string {
   if (cidr.family === 4) {
-    const n = cidr.network;
-    return `${[24n, 16n, 8n, 0n].map((s) => (n >> s) & 255n).join(".")}/${cidr.prefix}`;
+    const n = Number(cidr.network);
+    return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}/${cidr.prefix}`;
   }
   const groups: string[] = [];
   for (let s = 112n; s >= 0n; s -= 16n) groups.push(((cidr.network >> s) & 0xffffn).toString(16));
@@ -77,9 +81,17 @@ export function formatCidr(cidr: Cidr): string {
 
 /** Canonical text of an allowed-ip list, for comparisons (order and spelling independent). */
 export function canonicalAllowedIps(list: readonly string[]): string[] {
-  return [
-    ...new Set(list.map((c) => parseCidr(c)).map((c, i) => (c ? formatCidr(c) : (list[i] as string)))),
-  ].sort();
+  return canonicalCidrs(
+    list.map((c) => parseCidr(c)),
+    list,
+  );
+}
+
+/** canonicalAllowedIps() for a list already parsed (`texts` stands in for entries that did not parse). */
+export function canonicalCidrs(cidrs: ReadonlyArray<Cidr | null>, texts: readonly string[]): string[] {
+  const formatted = cidrs.map((c, i) => (c ? formatCidr(c) : (texts[i] as string)));
+  // The common case — one address per peer — needs no de-duplication or sorting.
+  return formatted.length <= 1 ? formatted : [...new Set(formatted)].sort();
 }
 
 export function cidrContains(outer: Cidr, inner: Cidr): boolean {
@@ -115,8 +127,21 @@ export interface PlacementConfig {
 
 /** Interface index for a peer, or an error text when its slot lies beyond maxInterfaces. */
 export function interfaceIndexFor(config: PlacementConfig, allowedIps: readonly string[]): number | string {
-  for (const text of allowedIps) {
-    const cidr = parseCidr(text);
+  return interfaceIndexForCidrs(
+    config,
+    allowedIps.map((c) => parseCidr(c)),
+    allowedIps,
+  );
+}
+
+/** interfaceIndexFor() for a list already parsed (`texts` only names an address in the error). */
+export function interfaceIndexForCidrs(
+  config: PlacementConfig,
+  cidrs: ReadonlyArray<Cidr | null>,
+  texts: readonly string[],
+): number | string {
+  for (const [i, cidr] of cidrs.entries()) {
+    const text = texts[i];
     if (!cidr || cidr.family !== 4 || !cidrContains(config.pool, cidr)) continue;
     const index = Number((cidr.network - config.pool.network) / BigInt(config.peersPerInterface));
     if (index >= config.maxInterfaces)

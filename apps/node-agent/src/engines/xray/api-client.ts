@@ -7,10 +7,12 @@ import {
   decodeGetStatsResponse,
   decodeQueryStatsResponse,
   decodeSysStatsResponse,
+  decodeUserTraffic,
   encodeGetStats,
   encodeQueryStats,
   type Stat,
   type SysStats,
+  type UserTraffic,
 } from "./messages-stats";
 
 export interface CoreApiClient {
@@ -18,6 +20,8 @@ export interface CoreApiClient {
   addInbound(request: Uint8Array): Promise<void>;
   removeInbound(request: Uint8Array): Promise<void>;
   queryStats(pattern: string, reset?: boolean): Promise<Stat[]>;
+  /** QueryStats decoded straight into per-user traffic (see decodeUserTraffic). */
+  queryUserTraffic(pattern: string): Promise<Map<string, UserTraffic>>;
   /** One counter by exact name; a counter that was never created reads as 0. */
   getStat(name: string, reset?: boolean): Promise<number>;
   sysStats(): Promise<SysStats>;
@@ -66,6 +70,8 @@ export function createCoreApiClient(
     removeInbound: async (request) => void (await call("handler", "RemoveInbound", request)),
     queryStats: async (pattern, reset = false) =>
       decodeQueryStatsResponse(await call("stats", "QueryStats", encodeQueryStats(pattern, reset))),
+    queryUserTraffic: async (pattern) =>
+      decodeUserTraffic(await call("stats", "QueryStats", encodeQueryStats(pattern, false))),
     getStat: async (name, reset = false) => {
       try {
         return decodeGetStatsResponse(await call("stats", "GetStats", encodeGetStats(name, reset))).value;

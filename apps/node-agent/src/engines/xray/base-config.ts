@@ -1,5 +1,6 @@
-// The core's JSON config: API wiring, stats, policy and the node's inbounds (without users — users are
-// only ever added through the API, so a user change never rewrites this file or restarts the core).
+// The core's JSON config: API wiring, stats, policy and the node's inbounds with empty client lists.
+// preload.ts fills the lists when the driver starts a core (docs/adr/0010); a user change to a running
+// core goes through the API and never rewrites this file or restarts the core.
 
 import type { CoreFlavor, ShadowsocksMethod } from "./flavor";
 

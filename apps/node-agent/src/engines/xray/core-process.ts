@@ -1,5 +1,6 @@
 // Runs the core as a child process and keeps it running: on an unexpected exit it restarts it with
-// exponential backoff (reset after a stable period) and calls `onUp` so the driver re-applies users.
+// exponential backoff (reset after a stable period); `beforeRestart` lets the driver write its users
+// into the config first, and `onUp` finishes what a config cannot carry.
 // Each spawn gets a fresh generation id: the core's counters live and die with the process.
 
 import { type ChildProcess, spawn } from "node:child_process";
@@ -21,6 +22,11 @@ export interface CoreProcessOptions {
    * the last chance to read its counters. `generation` is the one that core was started under.
    */
   onOrphan?: (generation: string) => Promise<void>;
+  /**
+   * Called before each restart attempt after a crash, e.g. to write the config the new core starts
+   * with. A failure is logged and the core is started with the config file as it is.
+   */
+  beforeRestart?: () => Promise<void>;
   /** Called after every successful (re)start with the new generation. */
   onUp: (generation: string, restart: boolean) => Promise<void>;
   onCrash: (code: number | null, signal: string | null) => void;
@@ -145,6 +151,10 @@ export function createCoreProcess(options: CoreProcessOptions): CoreProcess {
       const delay = backoff(failures);
       logger.info({ attempt: failures, delayMs: delay }, "restarting core");
       await sleep(delay);
+      if (stopping) return;
+      await options
+        .beforeRestart?.()
+        .catch((error) => logger.error({ err: errorMessage(error) }, "preparing the core restart failed"));
       if (stopping) return;
       try {
         await spawnOnce();

@@ -1,7 +1,9 @@
+import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { describe, expect, it } from "vitest";
 import {
   decodeQueryStatsResponse,
   decodeSysStatsResponse,
+  decodeUserTraffic,
   encodeQueryStats,
   parseUserTraffic,
 } from "./messages-stats";
@@ -60,6 +62,31 @@ describe("parseUserTraffic", () => {
     expect([...map.values()]).toEqual([
       { email: "a@x", up: 10, down: 20 },
       { email: "b", up: 0, down: 5 },
+    ]);
+  });
+});
+
+describe("decodeUserTraffic", () => {
+  it("gives what decodeQueryStatsResponse + parseUserTraffic give, in one pass", () => {
+    const stats = [
+      { name: "user>>>a@x>>>traffic>>>uplink", value: 10 },
+      { name: "inbound>>>vless-in>>>traffic>>>uplink", value: 99 },
+      { name: "user>>>a@x>>>traffic>>>downlink", value: 2 ** 40 },
+      { name: "user>>>b>>>traffic>>>downlink", value: 0 },
+      { name: "user>>>c>>>online", value: 1 },
+    ];
+    const w = new BinaryWriter();
+    for (const s of stats) {
+      w.tag(1, WireType.LengthDelimited).fork();
+      w.tag(1, WireType.LengthDelimited).string(s.name);
+      if (s.value) w.tag(2, WireType.Varint).int64(s.value);
+      w.join();
+    }
+    const bytes = w.finish();
+    expect(decodeUserTraffic(bytes)).toEqual(parseUserTraffic(decodeQueryStatsResponse(bytes)));
+    expect([...decodeUserTraffic(bytes).values()]).toEqual([
+      { email: "a@x", up: 10, down: 2 ** 40 },
+      { email: "b", up: 0, down: 0 },
     ]);
   });
 });

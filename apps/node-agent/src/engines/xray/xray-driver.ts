@@ -1,9 +1,11 @@
 // EngineDriver for Xray-core and v2ray 4.x. Writes the base config, supervises the core, and applies
-// users through HandlerService.AlterInbound (or per-user inbounds for v2ray Shadowsocks) with bounded
-// concurrency. The driver's registry is the source of truth for what is applied: v2ray 4.34 has no
-// GetInboundUsers, and after a core restart the registry is what gets re-applied.
+// users: whenever it starts a core (agent start, new base config, restart after a crash) the users go
+// into the config's clients arrays (preload.ts, docs/adr/0010); changes to a running core go through
+// HandlerService.AlterInbound (or per-user inbounds for v2ray Shadowsocks) with bounded concurrency.
+// The driver's registry is the source of truth for what is applied: v2ray 4.34 has no
+// GetInboundUsers, and after a core restart the registry is what the new core is started with.
 
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { createListeners, createSerialLock, errorMessage, mapBounded } from "../async-utils";
@@ -19,16 +21,11 @@ import {
 } from "../types";
 import { diffUsers, validateUserId } from "../user-diff";
 import { type CoreApiClient, createCoreApiClient } from "./api-client";
-import {
-  API_TAG,
-  buildCoreConfig,
-  isPerUserInbound,
-  type XrayBaseConfig,
-  type XrayInboundDefinition,
-} from "./base-config";
+import { API_TAG, isPerUserInbound, type XrayBaseConfig, type XrayInboundDefinition } from "./base-config";
 import { type CoreProcess, createCoreProcess } from "./core-process";
 import { type CoreFlavor, flavorByName, type XrayFlavorName } from "./flavor";
-import { parseUserTraffic, type SysStats } from "./messages-stats";
+import type { SysStats } from "./messages-stats";
+import { preloadable, sharedInbounds, writeCoreConfig, type XrayUser } from "./preload";
 import { addUserToInbound, removeUserFromInbound, takeFinalReading, type UserOpsContext } from "./user-ops";
 
 export interface XrayDriverOptions {
@@ -41,40 +38,45 @@ export interface XrayDriverOptions {
   /** AlterInbound calls in flight (research/limits.md §3: 64 ≈ 4.5k adds/s, the Node client's ceiling). */
   concurrency?: number;
   apiDeadlineMs?: number;
+  /** How long a core without users may take to answer its API; users written into its config add to it. */
   readyTimeoutMs?: number;
 }
+
+/** Extra start-up time allowed per user entry in the config (≈ 2.5× v2ray's VMess load cost). */
+const READY_MS_PER_PRELOADED_ENTRY = 1;
 
 export interface XrayDriver extends EngineDriver<XrayBaseConfig> {
   pid(): number | null;
 }
 
-interface AppliedUser {
-  creds: XrayCredentials;
-  print: string;
-}
+const credentialsOf = (user: AgentUser): XrayCredentials | null => user.xray ?? null;
 
-const fingerprint = (user: AgentUser): string | null => {
-  const x = user.xray;
-  if (!x) return null;
-  return JSON.stringify([
-    x.uuid,
-    x.trojanPassword,
-    x.shadowsocksPassword,
-    x.vmessAlterId ?? 0,
-    x.shadowsocksPort ?? 0,
-  ]);
-};
+/** Field by field, so the registry needs no fingerprint string per user next to the credentials. */
+export function sameCredentials(a: XrayCredentials, b: XrayCredentials): boolean {
+  return (
+    a.uuid === b.uuid &&
+    a.trojanPassword === b.trojanPassword &&
+    a.shadowsocksPassword === b.shadowsocksPassword &&
+    (a.vmessAlterId ?? 0) === (b.vmessAlterId ?? 0) &&
+    (a.shadowsocksPort ?? 0) === (b.shadowsocksPort ?? 0)
+  );
+}
 
 export function createXrayDriver(options: XrayDriverOptions): XrayDriver {
   const flavor = typeof options.flavor === "string" ? flavorByName(options.flavor) : options.flavor;
   const logger = options.logger.child({ engine: "xray", flavor: flavor.name });
   const concurrency = options.concurrency ?? 64;
-  const registry = new Map<string, AppliedUser>();
+  /** Users the core holds, by id (= email), with the credentials it holds them with. */
+  const registry = new Map<string, XrayCredentials>();
   const events = createListeners<EngineEvents>((error) =>
     logger.error({ err: errorMessage(error) }, "listener"),
   );
   const exclusive = createSerialLock();
   let inbounds: XrayInboundDefinition[] = [];
+  let base: XrayBaseConfig | null = null;
+  let configPath = "";
+  /** True when the config on disk holds the registry (a crash restart then re-adds nothing by API). */
+  let restartConfigWritten = false;
   let api: CoreApiClient | null = null;
   let core: CoreProcess | null = null;
   let lastError: string | null = null;
@@ -101,7 +103,7 @@ export function createXrayDriver(options: XrayDriverOptions): XrayDriver {
     }
     try {
       for (const def of inbounds) await addUserToInbound(ctx(), def, user.id, user.xray);
-      registry.set(user.id, { creds: user.xray, print: fingerprint(user) as string });
+      registry.set(user.id, user.xray);
       return null;
     } catch (error) {
       return { userId: user.id, error: errorMessage(error) };
@@ -141,8 +143,7 @@ export function createXrayDriver(options: XrayDriverOptions): XrayDriver {
   }
 
   async function applyDiff(desired: readonly AgentUser[], removeMissing: boolean): Promise<ApplyResult> {
-    const applied = new Map([...registry].map(([id, u]) => [id, u.print]));
-    const diff = diffUsers(applied, desired, fingerprint);
+    const diff = diffUsers(registry, desired, credentialsOf, sameCredentials);
     const result: ApplyResult = {
       added: [],
       removed: [],
@@ -173,15 +174,116 @@ export function createXrayDriver(options: XrayDriverOptions): XrayDriver {
   }
 
   async function reapplyRegistry(): Promise<UserFailure[]> {
-    const users = [...registry].map(([id, u]) => ({ id, xray: u.creds }));
+    const users = [...registry].map(([id, creds]) => ({ id, xray: creds }));
     registry.clear();
     const result: ApplyResult = emptyApplyResult();
     await addMany(users, result, "added");
     return result.failed;
   }
 
+  /**
+   * A core just started from a config holding `users`: they are registered, and what a config cannot
+   * carry — v2ray's per-user Shadowsocks inbounds — is added through the API. A user who cannot get
+   * theirs is taken out of the shared inbounds again, so the registry is exactly what the core serves
+   * (the caller's next apply retries that user through the API and reports the failure).
+   */
+  async function completePreload(users: readonly XrayUser[]): Promise<UserFailure[]> {
+    for (const user of users) registry.set(user.id, user.xray);
+    const perUser = inbounds.filter((def) => isPerUserInbound(flavor, def));
+    if (perUser.length === 0) return [];
+    const shared = sharedInbounds(flavor, inbounds);
+    const outcomes = await mapBounded(users, concurrency, async (user): Promise<UserFailure | null> => {
+      try {
+        for (const def of perUser) await addUserToInbound(ctx(), def, user.id, user.xray);
+        return null;
+      } catch (error) {
+        registry.delete(user.id);
+        for (const def of [...shared, ...perUser])
+          await removeUserFromInbound(ctx(), def, user.id).catch(() => undefined);
+        return { userId: user.id, error: errorMessage(error) };
+      }
+    });
+    return outcomes.filter((o): o is UserFailure => o !== null);
+  }
+
+  /** The registry into the config, before the supervisor starts a new core after a crash. */
+  async function prepareRestart(): Promise<void> {
+    restartConfigWritten = false;
+    setReadyTimeout(0);
+    if (!base) return;
+    await writeCoreConfig(configPath, flavor, base, registry);
+    setReadyTimeout(registry.size);
+    restartConfigWritten = true;
+  }
+
+  async function onRestarted(generation: string): Promise<void> {
+    const failed = await exclusive(async () => {
+      if (!restartConfigWritten) return reapplyRegistry();
+      const users = [...registry].map(([id, creds]): XrayUser => ({ id, xray: creds }));
+      registry.clear();
+      return completePreload(users);
+    });
+    logger.info({ generation, users: registry.size, failed: failed.length }, "core restarted");
+    events.emit("restarted", { engine: "xray", generation, reapplied: registry.size, failed });
+  }
+
+  /** Writes the config with `users` preloaded, spawns the core and waits for its API. */
+  async function launch(next: XrayBaseConfig, users: readonly XrayUser[], previousApiPort: number | null) {
+    await writeCoreConfig(
+      configPath,
+      flavor,
+      next,
+      users.map((u) => [u.id, u.xray] as const),
+    );
+    setReadyTimeout(users.length);
+    api?.close();
+    api = createCoreApiClient(flavor, `127.0.0.1:${next.apiPort}`, {
+      deadlineMs: options.apiDeadlineMs ?? 10_000,
+    });
+    core = createCoreProcess({
+      binary: options.binary ?? flavor.defaultBinary,
+      args: flavor.commandArgs(configPath),
+      pidFile: join(options.stateDir, `${flavor.name}.pid`),
+      logger,
+      waitReady,
+      onOrphan: (generation) => readOrphan(generation, previousApiPort),
+      onCrash: (code, signal) => events.emit("crashed", { engine: "xray", code, signal }),
+      beforeRestart: () => exclusive(prepareRestart),
+      onUp: async (generation, restart) => {
+        if (restart) await onRestarted(generation);
+      },
+    });
+    await core.start();
+  }
+
+  async function readOrphan(generation: string, apiPort: number | null): Promise<void> {
+    if (!apiPort) return;
+    const orphanApi = createCoreApiClient(flavor, `127.0.0.1:${apiPort}`, { deadlineMs: 5_000 });
+    try {
+      for (const t of (await orphanApi.queryUserTraffic("user>>>")).values())
+        orphanReadings.push({ userId: t.email, up: t.up, down: t.down, generation });
+      logger.info(
+        { users: orphanReadings.length },
+        "read the counters of the core a killed agent left running",
+      );
+    } finally {
+      orphanApi.close();
+    }
+  }
+
+  /**
+   * How long a starting core may take to answer, for the config it was given: a core loading its users
+   * opens the API port only once all are loaded (v2ray 4.34: ~0.02 ms per VLESS/Trojan entry, ~0.4 ms
+   * per VMess entry on 2 vCPUs — 100k VMess users are ~40 s), so the allowance grows with them.
+   */
+  let readyTimeoutMs = 0;
+  const setReadyTimeout = (users: number) => {
+    const entries = users * sharedInbounds(flavor, inbounds).length;
+    readyTimeoutMs = (options.readyTimeoutMs ?? 20_000) + entries * READY_MS_PER_PRELOADED_ENTRY;
+  };
+
   async function waitReady(signal: AbortSignal): Promise<void> {
-    const deadline = Date.now() + (options.readyTimeoutMs ?? 20_000);
+    const deadline = Date.now() + readyTimeoutMs;
     for (;;) {
       try {
         sysStats = await (api as CoreApiClient).sysStats();
@@ -196,13 +298,15 @@ export function createXrayDriver(options: XrayDriverOptions): XrayDriver {
 
   return {
     kind: "xray",
-    async start(base) {
-      // A freshly spawned core holds no users. After stop() + start() (a new base config) the registry
-      // must not claim otherwise, or the next applySnapshot would diff to "unchanged" and add nobody.
+    async start(next, preload = []) {
+      // A freshly spawned core holds exactly what its config holds. After stop() + start() (a new base
+      // config) the registry must not claim otherwise, or the next applySnapshot would diff to
+      // "unchanged" and add nobody.
       registry.clear();
-      inbounds = base.inbounds;
+      base = next;
+      inbounds = next.inbounds;
       await mkdir(options.stateDir, { recursive: true });
-      const configPath = join(options.stateDir, `${flavor.name}-config.json`);
+      configPath = join(options.stateDir, `${flavor.name}-config.json`);
       // A core left running by a killed agent still listens on the API port of the config it was
       // started with, which the write below replaces.
       const previousApiPort = await readFile(configPath, "utf8").then(
@@ -212,43 +316,25 @@ export function createXrayDriver(options: XrayDriverOptions): XrayDriver {
           )?.port ?? null,
         () => null,
       );
-      await writeFile(configPath, JSON.stringify(buildCoreConfig(flavor, base), null, 2), { mode: 0o600 });
-      api = createCoreApiClient(flavor, `127.0.0.1:${base.apiPort}`, {
-        deadlineMs: options.apiDeadlineMs ?? 10_000,
-      });
-      core = createCoreProcess({
-        binary: options.binary ?? flavor.defaultBinary,
-        args: flavor.commandArgs(configPath),
-        pidFile: join(options.stateDir, `${flavor.name}.pid`),
-        logger,
-        waitReady,
-        onOrphan: async (generation) => {
-          if (!previousApiPort) return;
-          const orphanApi = createCoreApiClient(flavor, `127.0.0.1:${previousApiPort}`, {
-            deadlineMs: 5_000,
-          });
-          try {
-            const stats = await orphanApi.queryStats("user>>>", false);
-            for (const t of parseUserTraffic(stats).values())
-              orphanReadings.push({ userId: t.email, up: t.up, down: t.down, generation });
-            logger.info(
-              { users: orphanReadings.length },
-              "read the counters of the core a killed agent left running",
-            );
-          } finally {
-            orphanApi.close();
-          }
-        },
-        onCrash: (code, signal) => events.emit("crashed", { engine: "xray", code, signal }),
-        onUp: async (generation, restart) => {
-          if (!restart) return;
-          const failed = await exclusive(reapplyRegistry);
-          logger.info({ generation, reapplied: registry.size, failed: failed.length }, "core restarted");
-          events.emit("restarted", { engine: "xray", generation, reapplied: registry.size, failed });
-        },
-      });
-      await core.start();
-      logger.info({ pid: core.pid(), apiPort: base.apiPort }, "core started");
+      const users = preloadable(flavor, inbounds, preload);
+      try {
+        await launch(next, users, previousApiPort);
+      } catch (error) {
+        if (users.length === 0) throw error;
+        // Should not happen (only entries the loader accepts are written), but a node must never stay
+        // without a core because of its users: start it empty and let the API path add them one by one.
+        logger.error(
+          { err: errorMessage(error), users: users.length },
+          "core did not start with its users in the config; starting it empty",
+        );
+        await launch(next, [], null);
+        users.length = 0;
+      }
+      const failed = await completePreload(users);
+      logger.info(
+        { pid: core?.pid(), apiPort: next.apiPort, preloaded: registry.size, failed: failed.length },
+        "core started",
+      );
     },
     async stop() {
       await core?.stop();
@@ -270,12 +356,18 @@ export function createXrayDriver(options: XrayDriverOptions): XrayDriver {
     async readUsage() {
       const generation = core?.generation();
       if (!generation) throw new Error("xray core is not running");
-      const stats = await ctx().api.queryStats("user>>>", false);
+      const traffic = await ctx().api.queryUserTraffic("user>>>");
       // Xray treats emails case-insensitively; map counter names back to the registry's spelling.
-      const byLower = new Map([...registry.keys()].map((id) => [id.toLowerCase(), id]));
+      // Built only when a name is not found as it is (rare), not for every poll of 100k users.
+      let byLower: Map<string, string> | null = null;
+      const spelling = (email: string): string => {
+        if (registry.has(email)) return email;
+        byLower ??= new Map([...registry.keys()].map((id) => [id.toLowerCase(), id]));
+        return byLower.get(email.toLowerCase()) ?? email;
+      };
       const readings: UsageReading[] = [];
-      for (const t of parseUserTraffic(stats).values()) {
-        const userId = registry.has(t.email) ? t.email : (byLower.get(t.email.toLowerCase()) ?? t.email);
+      for (const t of traffic.values()) {
+        const userId = spelling(t.email);
         readings.push({ userId, up: t.up, down: t.down, generation });
       }
       sysStats = await ctx()
