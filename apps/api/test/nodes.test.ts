@@ -82,7 +82,7 @@ describe("nodes", () => {
     });
   });
 
-  it("a v2ray 4.x node refuses REALITY, XTLS flow, gRPC and uTLS with the reason", async () => {
+  it("a v2ray 4.x node refuses REALITY, XTLS flow, gRPC, uTLS and Shadowsocks with the reason", async () => {
     const cases: Array<[Record<string, unknown>, string, RegExp]> = [
       [vlessReality, "inbounds[0].security.type", /v2ray 4.x has no REALITY/],
       [
@@ -99,6 +99,18 @@ describe("nodes", () => {
         { ...vlessReality, security: { type: "tls" }, server: vmessWsTls.server },
         "inbounds[0].flow",
         /no XTLS flow/,
+      ],
+      [
+        {
+          tag: "ss",
+          protocol: "shadowsocks",
+          port: 8388,
+          transport: { type: "tcp" },
+          security: { type: "none" },
+          shadowsocks: { method: "aes-256-gcm" },
+        },
+        "inbounds[0].protocol",
+        /one Shadowsocks user per inbound/,
       ],
     ];
     for (const [inbound, field, message] of cases) {

@@ -71,6 +71,14 @@ export function prepareInbounds(
   for (const [i, inbound] of inbounds.entries()) {
     const at = (f: string) => `inbounds[${i}].${f}`;
     for (const e of validateInbound(core, inbound)) errors.push({ field: at(e.field), message: e.message });
+    if (core === "v2ray" && inbound.protocol === "shadowsocks") {
+      // v2ray 4.x Shadowsocks inbounds hold one user each, so every subscriber would need a port of
+      // their own on the node, which the panel does not allocate: refused rather than served to nobody.
+      errors.push({
+        field: at("protocol"),
+        message: "v2ray 4.x serves one Shadowsocks user per inbound; offer Shadowsocks from an Xray node",
+      });
+    }
     if (tags.has(inbound.tag))
       errors.push({ field: at("tag"), message: `tag "${inbound.tag}" is used twice` });
     if (ports.has(inbound.port))

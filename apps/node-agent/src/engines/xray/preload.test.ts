@@ -49,9 +49,9 @@ describe("preloadable", () => {
     ]);
   });
 
-  it("v2ray's per-user Shadowsocks inbound needs a port per user", () => {
+  it("a user without a port for v2ray's per-user Shadowsocks is still preloaded on the shared inbounds", () => {
     const users = [user("a", 1, { shadowsocksPort: 20001 }), user("b", 2)];
-    expect(preloadable(V2RAY4, [vless, ss], users).map((u) => u.id)).toEqual(["a"]);
+    expect(preloadable(V2RAY4, [vless, ss], users).map((u) => u.id)).toEqual(["a", "b"]);
     expect(preloadable(XRAY, [vless, ss], users).map((u) => u.id)).toEqual(["a", "b"]);
   });
 });

@@ -95,11 +95,9 @@ export function preloadable(
   users: readonly AgentUser[],
 ): XrayUser[] {
   const shared = sharedInbounds(flavor, inbounds);
-  const needsPort = shared.length < inbounds.length;
   const byEmail = new Map<string, XrayUser>();
   for (const user of users) {
     if (!user.xray || validateUserId(user.id) !== null) continue;
-    if (needsPort && !user.xray.shadowsocksPort) continue;
     const email = user.id.toLowerCase();
     byEmail.delete(email);
     if (shared.every((def) => wellFormed(def, user.xray as XrayCredentials)))

@@ -93,16 +93,12 @@ export function createXrayDriver(options: XrayDriverOptions): XrayDriver {
   async function applyUser(user: AgentUser & { xray: XrayCredentials }): Promise<UserFailure | null> {
     const invalid = validateUserId(user.id);
     if (invalid) return { userId: user.id, error: invalid };
-    // Checked up front so a user is never left half-applied by a missing per-user port.
-    const perUser = inbounds.find((def) => isPerUserInbound(flavor, def));
-    if (perUser && !user.xray.shadowsocksPort) {
-      return {
-        userId: user.id,
-        error: `inbound "${perUser.tag}" needs xray.shadowsocksPort on ${flavor.name}`,
-      };
-    }
+    // v2ray 4.x Shadowsocks is one inbound per user, on a port the desired state must name. Without
+    // one the user is served on the other inbounds and this one is skipped (the panel refuses such
+    // inbounds on v2ray nodes; a hand-written node config may still have one).
+    const served = inbounds.filter((def) => !isPerUserInbound(flavor, def) || !!user.xray.shadowsocksPort);
     try {
-      for (const def of inbounds) await addUserToInbound(ctx(), def, user.id, user.xray);
+      for (const def of served) await addUserToInbound(ctx(), def, user.id, user.xray);
       registry.set(user.id, user.xray);
       return null;
     } catch (error) {
@@ -194,7 +190,9 @@ export function createXrayDriver(options: XrayDriverOptions): XrayDriver {
     const shared = sharedInbounds(flavor, inbounds);
     const outcomes = await mapBounded(users, concurrency, async (user): Promise<UserFailure | null> => {
       try {
-        for (const def of perUser) await addUserToInbound(ctx(), def, user.id, user.xray);
+        // Without a port of their own a user is served on the shared inbounds only (see applyUser).
+        if (user.xray.shadowsocksPort)
+          for (const def of perUser) await addUserToInbound(ctx(), def, user.id, user.xray);
         return null;
       } catch (error) {
         registry.delete(user.id);
