@@ -4,9 +4,7 @@ import { systemClock } from "@vpnpanel/common";
 import type { Coordinator, LockHandle, MessageHandler } from "./types";
 
 /** In-process coordination for the single-process default. */
-export function createMemoryCoordinator(
-  clock: Clock = systemClock,
-): Coordinator & {
+export function createMemoryCoordinator(clock: Clock = systemClock): Coordinator & {
   /** Rate-limit windows and cache entries held (expired ones until swept). */ entries(): number;
 } {
   const windows = new Map<string, { count: number; resetAt: number }>();
