@@ -246,7 +246,17 @@ export async function startCollector(cp: ControlPlane, opts: CollectorOptions = 
     if (cp.clock.now().getTime() - lastLeaseRefresh.getTime() >= leaseRefreshMs) {
       const since = lastLeaseRefresh;
       lastLeaseRefresh = cp.clock.now();
-      for (const s of sessions) s.refreshLeases(since);
+      // Spread over half the period: all sessions at once is a burst of one heavy query per node
+      // that delays every ingest transaction and (through each session's serial queue) its removals
+      // by a second or more. A later query only widens the window (`since` stays), so nothing is missed.
+      const spacing = sessions.length > 1 ? leaseRefreshMs / 2 / sessions.length : 0;
+      sessions.forEach((s, i) => {
+        const refresh = () => {
+          if (!stopping && hub.sessions.get(s.nodeId) === s) s.refreshLeases(since);
+        };
+        if (i === 0) refresh();
+        else setTimeout(refresh, i * spacing).unref();
+      });
     }
   }
   let tickTimer: NodeJS.Timeout | undefined;

@@ -27,3 +27,19 @@ export const optTsParam = (d: Date | null): SQL => (d ? tsParam(d) : sql`NULL::t
 export const bigParam = (n: bigint | null): SQL =>
   n === null ? sql`NULL::bigint` : sql`${n.toString()}::bigint`;
 export const textArray = (values: readonly (string | null)[]): SQL => sql`${sql.param([...values])}::text[]`;
+
+const quoted = (s: string) =>
+  s.includes('"') || s.includes("\\") ? `"${s.replace(/["\\]/g, "\\$&")}"` : `"${s}"`;
+
+/**
+ * An array as ONE text parameter in PostgreSQL's array-literal syntax, for `${arrayLiteral(xs)}::text::T[]`.
+ * For arrays of thousands of elements this is several times cheaper than the driver's per-element
+ * escaping, and both drivers pass a text parameter through unchanged. No null elements.
+ */
+export function arrayLiteral(values: readonly (string | number | bigint | boolean)[]): string {
+  if (values.length === 0) return "{}";
+  const first = values[0];
+  if (typeof first === "string") return `{${(values as readonly string[]).map(quoted).join(",")}}`;
+  if (typeof first === "boolean") return `{${values.map((v) => (v ? "t" : "f")).join(",")}}`;
+  return `{${values.join(",")}}`;
+}
