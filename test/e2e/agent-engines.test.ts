@@ -42,6 +42,28 @@ const xrayUser = (name: string, ssPort: number): AgentUser & { xray: NonNullable
   },
 });
 
+type XrayTestUser = ReturnType<typeof xrayUser>;
+
+/** A v2ray client with one outbound per user: VLESS, VMess, Trojan and (per-user port) Shadowsocks. */
+function clientFor(
+  dir: string,
+  ports: { vless: number; vmess: number; trojan: number },
+  users: readonly XrayTestUser[],
+) {
+  const [vless, vmess, trojan, ss] = users as [XrayTestUser, XrayTestUser, XrayTestUser, XrayTestUser];
+  return startV2rayClient(dir, [
+    { protocol: "vless", port: ports.vless, id: vless.xray.uuid },
+    { protocol: "vmess", port: ports.vmess, id: vmess.xray.uuid },
+    { protocol: "trojan", port: ports.trojan, password: trojan.xray.trojanPassword },
+    {
+      protocol: "shadowsocks",
+      port: ss.xray.shadowsocksPort as number,
+      password: ss.xray.shadowsocksPassword,
+      method: "aes-256-gcm",
+    },
+  ]);
+}
+
 describe("Xray driver on a real v2ray 4.34 core", () => {
   let dir: string;
   let driver: XrayDriver;
@@ -78,23 +100,7 @@ describe("Xray driver on a real v2ray 4.34 core", () => {
       ],
     });
     echo = await startEchoServer();
-    const [vless, vmess, trojan, ss] = users as [
-      (typeof users)[0],
-      (typeof users)[0],
-      (typeof users)[0],
-      (typeof users)[0],
-    ];
-    client = await startV2rayClient(dir, [
-      { protocol: "vless", port: ports.vless, id: vless.xray.uuid },
-      { protocol: "vmess", port: ports.vmess, id: vmess.xray.uuid },
-      { protocol: "trojan", port: ports.trojan, password: trojan.xray.trojanPassword },
-      {
-        protocol: "shadowsocks",
-        port: ss.xray.shadowsocksPort as number,
-        password: ss.xray.shadowsocksPassword,
-        method: "aes-256-gcm",
-      },
-    ]);
+    client = await clientFor(dir, ports, users);
     queue = await openBatchQueue({ dir: join(dir, "queue") });
     recorder = createUsageRecorder(queue);
   });
@@ -220,23 +226,7 @@ describe("Xray driver: users preloaded into the core's config when it starts (v2
       [...users, malformed],
     );
     echo = await startEchoServer();
-    const [vless, vmess, trojan, ss] = users as [
-      (typeof users)[0],
-      (typeof users)[0],
-      (typeof users)[0],
-      (typeof users)[0],
-    ];
-    client = await startV2rayClient(dir, [
-      { protocol: "vless", port: ports.vless, id: vless.xray.uuid },
-      { protocol: "vmess", port: ports.vmess, id: vmess.xray.uuid },
-      { protocol: "trojan", port: ports.trojan, password: trojan.xray.trojanPassword },
-      {
-        protocol: "shadowsocks",
-        port: ss.xray.shadowsocksPort as number,
-        password: ss.xray.shadowsocksPassword,
-        method: "aes-256-gcm",
-      },
-    ]);
+    client = await clientFor(dir, ports, users);
   });
 
   afterAll(async () => {
