@@ -121,10 +121,8 @@ describe("the feed follows the lifecycle", () => {
     });
     expect(created.statusCode).toBe(201);
     const nodeId = created.json().id as string;
+    // The tenant's default strategy ('all') assigns the new node at creation: the first fetch lists it.
     const user = await createUser("judy");
-    await t.cp.database.db.execute(sql`
-      INSERT INTO node_assignments (subscription_id, node_id, tenant_id)
-      VALUES (${user.subscription.id}, ${nodeId}, ${t.world.tenantA})`);
     const path = pathOf(user.subscription.subscription_url);
     const before = await t.app.inject({ method: "GET", url: path, headers: V2RAYN });
     expect(links(before.body).some((l) => l.address === "fr.example.com" && l.port === 443)).toBe(true);
