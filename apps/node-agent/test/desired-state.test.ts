@@ -1,52 +1,28 @@
 import { type Ack, Engine } from "@vpnpanel/proto";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
+  agentFixture,
   createTestAgent,
   desiredUser,
   enrolledAgent,
   NODE_CONFIG,
-  type TestAgent,
-  tempStateDir,
   waitFor,
 } from "./support/agent-harness";
-import {
-  type FakeCollector,
-  type FakeSession,
-  snapshotMessages,
-  startFakeCollector,
-} from "./support/fake-collector";
+import { type FakeSession, snapshotMessages } from "./support/fake-collector";
 import { createFakeEngine } from "./support/fake-engine";
 
-let collector: FakeCollector;
-let state: Awaited<ReturnType<typeof tempStateDir>>;
-const running: TestAgent[] = [];
-
-beforeEach(async () => {
-  collector = await startFakeCollector();
-  state = await tempStateDir();
-});
-afterEach(async () => {
-  for (const t of running.splice(0)) await t.agent.stop().catch(() => undefined);
-  await collector.close();
-  await state.remove();
-});
+const fx = agentFixture();
 
 async function connected(extra: Parameters<typeof enrolledAgent>[2] = {}) {
-  const t = await enrolledAgent(collector, state.dir, extra);
-  running.push(t);
-  await waitFor(() => collector.hellos.length >= 1, "hello");
+  const t = await enrolledAgent(fx.collector, fx.state.dir, extra);
+  fx.running.push(t);
+  await waitFor(() => fx.collector.hellos.length >= 1, "hello");
   return t;
 }
 
-const session = (): FakeSession => {
-  const s = collector.active();
-  if (!s) throw new Error("no active session");
-  return s;
-};
-
 async function acked(count: number): Promise<Ack> {
-  await waitFor(() => collector.acks.length >= count, `ack #${count}`);
-  return collector.acks[count - 1] as Ack;
+  await waitFor(() => fx.collector.acks.length >= count, `ack #${count}`);
+  return fx.collector.acks[count - 1] as Ack;
 }
 
 const users3 = () => [
@@ -58,7 +34,7 @@ const users3 = () => [
 describe("snapshots", () => {
   it("a chunked snapshot is applied once complete, mapped per engine, and acked with its revision", async () => {
     const { xray, wireguard, agent } = await connected();
-    expect(collector.hellos[0]?.hello.appliedRevision).toBe(0n);
+    expect(fx.collector.hellos[0]?.hello.appliedRevision).toBe(0n);
     const messages = snapshotMessages({
       revision: 7n,
       users: users3(),
@@ -66,7 +42,7 @@ describe("snapshots", () => {
       chunkSize: 1,
     });
     expect(messages).toHaveLength(3);
-    for (const m of messages) session().send(m);
+    for (const m of messages) fx.session().send(m);
     const ack = await acked(1);
     expect(ack).toEqual({ commandIds: [], appliedRevision: 7n, failures: [] });
     expect(agent.appliedRevision()).toBe(7n);
@@ -95,18 +71,18 @@ describe("snapshots", () => {
   it("an unchanged reconnect applies nothing: Hello carries the revision and no core is restarted", async () => {
     const { xray, wireguard } = await connected();
     for (const m of snapshotMessages({ revision: 3n, users: users3(), nodeConfig: NODE_CONFIG }))
-      session().send(m);
+      fx.session().send(m);
     await acked(1);
     const calls = [xray.log.calls.length, wireguard.log.calls.length];
     const added = [xray.log.added.length, wireguard.log.added.length];
 
-    // The collector has nothing newer: it answers the reconnect's Hello with the policy only.
-    session().drop();
-    await waitFor(() => collector.sessions.length === 2, "reconnect");
-    expect(collector.hellos.at(-1)?.hello.appliedRevision).toBe(3n);
+    // The fx.collector has nothing newer: it answers the reconnect's Hello with the policy only.
+    fx.session().drop();
+    await waitFor(() => fx.collector.sessions.length === 2, "reconnect");
+    expect(fx.collector.hellos.at(-1)?.hello.appliedRevision).toBe(3n);
     // Even a resent identical snapshot re-applies nothing and restarts nothing.
     for (const m of snapshotMessages({ revision: 3n, users: users3(), nodeConfig: NODE_CONFIG }))
-      session().send(m);
+      fx.session().send(m);
     await acked(2);
     expect([xray.log.added.length, wireguard.log.added.length]).toEqual(added);
     expect(xray.log.removed).toEqual([]);
@@ -120,17 +96,21 @@ describe("snapshots", () => {
   it("an agent restart re-applies the stored state before connecting and reports the stored revision", async () => {
     const first = await connected();
     for (const m of snapshotMessages({ revision: 5n, users: users3(), nodeConfig: NODE_CONFIG }))
-      session().send(m);
+      fx.session().send(m);
     await acked(1);
     await first.agent.stop();
-    running.length = 0;
+    fx.running.length = 0;
     // A new process: the Xray core is new (empty); WireGuard interfaces were adopted as they were.
     const xray = createFakeEngine("xray");
     const wireguard = first.wireguard;
     const wgAddedBefore = wireguard.log.added.length;
-    collector.onHello = () => undefined; // unreachable control plane: nothing answers
-    const second = createTestAgent({ collector, dir: state.dir, engines: [xray, wireguard] });
-    running.push(second);
+    fx.collector.onHello = () => undefined; // unreachable control plane: nothing answers
+    const second = createTestAgent({
+      collector: fx.collector,
+      dir: fx.state.dir,
+      engines: [xray, wireguard],
+    });
+    fx.running.push(second);
     await second.agent.start();
     expect(xray.users()).toEqual(["sub_1", "sub_2"]);
     // The new core starts with the stored users in its config; nothing is added one by one.
@@ -138,17 +118,17 @@ describe("snapshots", () => {
     expect(xray.log.added).toEqual([]);
     expect(wireguard.users()).toEqual(["sub_1"]);
     expect(wireguard.log.added.length).toBe(wgAddedBefore); // adopted peers are not re-added
-    await waitFor(() => collector.sessions.length === 2, "hello after restart");
-    expect(collector.hellos.at(-1)?.hello.appliedRevision).toBe(5n);
+    await waitFor(() => fx.collector.sessions.length === 2, "hello after restart");
+    expect(fx.collector.hellos.at(-1)?.hello.appliedRevision).toBe(5n);
   });
 
   it("only a node-config change restarts an engine, and only the engine whose config changed", async () => {
     const { xray, wireguard } = await connected();
     for (const m of snapshotMessages({ revision: 1n, users: users3(), nodeConfig: NODE_CONFIG }))
-      session().send(m);
+      fx.session().send(m);
     await acked(1);
     // User changes: never a restart.
-    session().send({
+    fx.session().send({
       body: {
         $case: "diff",
         value: {
@@ -172,7 +152,7 @@ describe("snapshots", () => {
         { tag: "trojan-in", port: 8443, protocol: "trojan" },
       ]),
     };
-    session().send({
+    fx.session().send({
       body: {
         $case: "diff",
         value: {
@@ -201,10 +181,10 @@ describe("diffs", () => {
   it("a diff on top of the applied revision is applied incrementally and acked with to_revision", async () => {
     const { xray, wireguard, agent } = await connected();
     for (const m of snapshotMessages({ revision: 10n, users: users3(), nodeConfig: NODE_CONFIG }))
-      session().send(m);
+      fx.session().send(m);
     await acked(1);
     const changed = desiredUser("sub_1", { uuid: "11111111-1111-4111-8111-111111111111" });
-    session().send({
+    fx.session().send({
       body: {
         $case: "diff",
         value: {
@@ -228,9 +208,9 @@ describe("diffs", () => {
   it("a diff that does not start at the applied revision is not applied: the agent sends Hello again", async () => {
     const { xray } = await connected();
     for (const m of snapshotMessages({ revision: 10n, users: users3(), nodeConfig: NODE_CONFIG }))
-      session().send(m);
+      fx.session().send(m);
     await acked(1);
-    session().send({
+    fx.session().send({
       body: {
         $case: "diff",
         value: {
@@ -243,21 +223,21 @@ describe("diffs", () => {
       },
     });
     // Hello #2 announced the WireGuard interface the snapshot created; #3 is the resync.
-    await waitFor(() => collector.hellos.length === 3, "resync hello");
-    expect(collector.hellos[2]?.hello.appliedRevision).toBe(10n);
-    expect(collector.sessions).toHaveLength(1); // same stream
+    await waitFor(() => fx.collector.hellos.length === 3, "resync hello");
+    expect(fx.collector.hellos[2]?.hello.appliedRevision).toBe(10n);
+    expect(fx.collector.sessions).toHaveLength(1); // same stream
     expect(xray.users()).not.toContain("sub_9");
   });
 
   it("resync requests are rate-limited, and a held-back one is sent by the next maintenance tick", async () => {
     const { agent, clock } = await connected();
     for (const m of snapshotMessages({ revision: 10n, users: users3(), nodeConfig: NODE_CONFIG }))
-      session().send(m);
+      fx.session().send(m);
     await acked(1);
     // The snapshot created the WireGuard interface, which the agent announces in a Hello (not rate-limited).
-    await waitFor(() => collector.hellos.length === 2, "announcing hello");
+    await waitFor(() => fx.collector.hellos.length === 2, "announcing hello");
     const badDiff = (from: bigint) =>
-      session().send({
+      fx.session().send({
         body: {
           $case: "diff",
           value: {
@@ -272,19 +252,19 @@ describe("diffs", () => {
     badDiff(20n);
     badDiff(21n);
     // A marker processed after both diffs (messages are handled in order).
-    collector.policy = { ...collector.policy, healthIntervalSeconds: 77 };
-    session().send({ body: { $case: "policy", value: collector.policy } });
+    fx.collector.policy = { ...fx.collector.policy, healthIntervalSeconds: 77 };
+    fx.session().send({ body: { $case: "policy", value: fx.collector.policy } });
     await waitFor(() => agent.policy().healthIntervalSeconds === 77, "marker");
-    await waitFor(() => collector.hellos.length === 3, "first resync hello");
-    expect(collector.hellos).toHaveLength(3);
+    await waitFor(() => fx.collector.hellos.length === 3, "first resync hello");
+    expect(fx.collector.hellos).toHaveLength(3);
     await agent.tickMaintenance();
-    expect(collector.hellos).toHaveLength(3); // still inside the rate limit
+    expect(fx.collector.hellos).toHaveLength(3); // still inside the rate limit
     clock.advance(5_000);
     await agent.tickMaintenance();
-    await waitFor(() => collector.hellos.length === 4, "held-back resync");
+    await waitFor(() => fx.collector.hellos.length === 4, "held-back resync");
     await agent.tickMaintenance();
     await agent.idle();
-    expect(collector.hellos).toHaveLength(4); // owed once, sent once
+    expect(fx.collector.hellos).toHaveLength(4); // owed once, sent once
   });
 
   it("a snapshot whose chunks arrive out of order is dropped and requested again", async () => {
@@ -295,11 +275,11 @@ describe("diffs", () => {
       nodeConfig: NODE_CONFIG,
       chunkSize: 1,
     });
-    session().send(c0!);
-    session().send(c2!);
-    await waitFor(() => collector.hellos.length === 2, "resync hello");
+    fx.session().send(c0!);
+    fx.session().send(c2!);
+    await waitFor(() => fx.collector.hellos.length === 2, "resync hello");
     expect(xray.log.starts).toBe(0);
-    for (const m of [c0!, c1!, c2!]) session().send(m);
+    for (const m of [c0!, c1!, c2!]) fx.session().send(m);
     expect((await acked(1)).appliedRevision).toBe(4n);
   });
 });
@@ -308,20 +288,20 @@ describe("commands", () => {
   it("add, suspend, resume and remove are applied in order and acked with their ids and revisions", async () => {
     const { xray, wireguard, agent } = await connected();
     for (const m of snapshotMessages({ revision: 20n, users: users3(), nodeConfig: NODE_CONFIG }))
-      session().send(m);
+      fx.session().send(m);
     await acked(1);
     xray.traffic("sub_1", 10, 20);
     const send = (
       id: string,
       revision: bigint,
       action: NonNullable<Parameters<FakeSession["send"]>[0]["body"]>,
-    ) => session().send({ body: { $case: "command", value: { id, revision, action: action as never } } });
+    ) => fx.session().send({ body: { $case: "command", value: { id, revision, action: action as never } } });
     send("cmd-a", 21n, { $case: "addUser", value: desiredUser("sub_5") } as never);
     send("cmd-b", 22n, { $case: "suspendUser", value: "sub_1" } as never);
     send("cmd-c", 23n, { $case: "resumeUser", value: "sub_3" } as never);
     send("cmd-d", 24n, { $case: "removeUser", value: "sub_2" } as never);
     await acked(5);
-    expect(collector.acks.slice(1).map((a) => [a.commandIds, a.appliedRevision, a.failures])).toEqual([
+    expect(fx.collector.acks.slice(1).map((a) => [a.commandIds, a.appliedRevision, a.failures])).toEqual([
       [["cmd-a"], 21n, []],
       [["cmd-b"], 22n, []],
       [["cmd-c"], 23n, []],
@@ -331,16 +311,16 @@ describe("commands", () => {
     expect(xray.users()).toEqual(["sub_5"]);
     expect(wireguard.users()).toEqual(["sub_3", "sub_5"]);
     // The suspension took a final reading first: those bytes were queued and delivered, not lost.
-    await waitFor(() => collector.totals().has("sub_1"), "final reading delivered");
-    expect(collector.totals().get("sub_1")).toEqual({ up: 10, down: 20 });
+    await waitFor(() => fx.collector.totals().has("sub_1"), "final reading delivered");
+    expect(fx.collector.totals().get("sub_1")).toEqual({ up: 10, down: 20 });
   });
 
   it("a command already covered is acked without a revision; one with a gap triggers a resync", async () => {
     const { xray } = await connected();
     for (const m of snapshotMessages({ revision: 30n, users: users3(), nodeConfig: NODE_CONFIG }))
-      session().send(m);
+      fx.session().send(m);
     await acked(1);
-    session().send({
+    fx.session().send({
       body: {
         $case: "command",
         value: { id: "old", revision: 29n, action: { $case: "removeUser", value: "sub_1" } },
@@ -348,23 +328,23 @@ describe("commands", () => {
     });
     expect(await acked(2)).toEqual({ commandIds: ["old"], appliedRevision: 0n, failures: [] });
     expect(xray.users()).toContain("sub_1");
-    session().send({
+    fx.session().send({
       body: {
         $case: "command",
         value: { id: "gap", revision: 32n, action: { $case: "removeUser", value: "sub_1" } },
       },
     });
-    await waitFor(() => collector.hellos.length === 2, "resync hello");
-    expect(collector.acks).toHaveLength(2);
+    await waitFor(() => fx.collector.hellos.length === 2, "resync hello");
+    expect(fx.collector.acks).toHaveLength(2);
     expect(xray.users()).toContain("sub_1");
   });
 
   it("a command for an unknown user still moves the revision and is acked with a failure", async () => {
     await connected();
     for (const m of snapshotMessages({ revision: 40n, users: users3(), nodeConfig: NODE_CONFIG }))
-      session().send(m);
+      fx.session().send(m);
     await acked(1);
-    session().send({
+    fx.session().send({
       body: {
         $case: "command",
         value: { id: "x", revision: 41n, action: { $case: "suspendUser", value: "nobody" } },
@@ -380,11 +360,11 @@ describe("commands", () => {
   it("Hello reports engines, features and WireGuard interfaces", async () => {
     await connected();
     for (const m of snapshotMessages({ revision: 1n, users: users3(), nodeConfig: NODE_CONFIG }))
-      session().send(m);
+      fx.session().send(m);
     await acked(1);
-    session().drop();
-    await waitFor(() => collector.sessions.length === 2, "reconnect");
-    const hello = collector.hellos.at(-1)?.hello;
+    fx.session().drop();
+    await waitFor(() => fx.collector.sessions.length === 2, "reconnect");
+    const hello = fx.collector.hellos.at(-1)?.hello;
     expect(hello?.engines.map((e) => [e.engine, e.core, e.features])).toEqual([
       [Engine.XRAY, "xray", ["xtls_flow"]],
       [Engine.WIREGUARD, "wireguard-go", []],

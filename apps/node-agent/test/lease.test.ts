@@ -1,71 +1,45 @@
 import { LeaseState } from "@vpnpanel/proto";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
+  agentFixture,
   createTestAgent,
   desiredUser,
   enrolledAgent,
   NODE_CONFIG,
   sleepControl,
   type TestAgent,
-  tempStateDir,
   waitFor,
 } from "./support/agent-harness";
-import {
-  type FakeCollector,
-  type FakeSession,
-  snapshotMessages,
-  startFakeCollector,
-} from "./support/fake-collector";
+import { snapshotMessages } from "./support/fake-collector";
 import { createFakeEngine } from "./support/fake-engine";
 
-let collector: FakeCollector;
-let state: Awaited<ReturnType<typeof tempStateDir>>;
-const running: TestAgent[] = [];
-
-beforeEach(async () => {
-  collector = await startFakeCollector();
-  state = await tempStateDir();
-});
-afterEach(async () => {
-  for (const t of running.splice(0)) {
-    t.sleeps.release();
-    await t.agent.stop().catch(() => undefined);
-  }
-  await collector.close();
-  await state.remove();
-});
-
-const session = (): FakeSession => {
-  const s = collector.active();
-  if (!s) throw new Error("no active session");
-  return s;
-};
+const fx = agentFixture();
 
 const lease = (remainingBytes: bigint, expiresAt?: Date) => ({ remainingBytes, expiresAt });
 
 /** Connected agent serving sub_a (1000-byte lease) and sub_b (no lease); reconnect sleeps are held. */
 async function leased(users = [desiredUser("sub_a", { lease: lease(1000n) }), desiredUser("sub_b")]) {
-  const t = await enrolledAgent(collector, state.dir, { sleeps: sleepControl("held") });
-  running.push(t);
-  await waitFor(() => collector.hellos.length === 1, "hello");
-  for (const m of snapshotMessages({ revision: 1n, users, nodeConfig: NODE_CONFIG })) session().send(m);
-  await waitFor(() => collector.acks.length === 1, "snapshot ack");
+  const t = await enrolledAgent(fx.collector, fx.state.dir, { sleeps: sleepControl("held") });
+  fx.running.push(t);
+  await waitFor(() => fx.collector.hellos.length === 1, "hello");
+  for (const m of snapshotMessages({ revision: 1n, users, nodeConfig: NODE_CONFIG })) fx.session().send(m);
+  await waitFor(() => fx.collector.acks.length === 1, "snapshot ack");
   return t;
 }
 
 async function goOffline(t: TestAgent): Promise<void> {
-  await collector.stopListener(0);
+  await fx.collector.stopListener(0);
   await waitFor(() => t.agent.sessionState() !== "open", "session lost");
 }
 
 async function comeBack(t: TestAgent): Promise<void> {
-  const hellos = collector.hellos.length;
-  await collector.startListener(0);
+  const hellos = fx.collector.hellos.length;
+  await fx.collector.startListener(0);
   t.sleeps.release();
   // Dial attempts that fail while the listener was down park in a held sleep; keep releasing.
   await waitFor(() => {
     t.sleeps.release();
-    return collector.hellos.length > hellos;
+    return fx.collector.hellos.length > hellos;
   }, "reconnect");
 }
 
@@ -99,18 +73,18 @@ describe("offline lease", () => {
 
     await comeBack(t);
     await waitFor(() => agent.queue().metrics().pendingBatches === 0, "backlog delivered");
-    expect(collector.totals().get("sub_a")).toEqual({ up: 100 + 200 + 150 + 7, down: 200 + 200 + 150 });
-    expect(collector.totals().get("sub_b")).toEqual({ up: 5_000, down: 5_000 });
+    expect(fx.collector.totals().get("sub_a")).toEqual({ up: 100 + 200 + 150 + 7, down: 200 + 200 + 150 });
+    expect(fx.collector.totals().get("sub_b")).toEqual({ up: 5_000, down: 5_000 });
     await agent.tickHealth();
-    await waitFor(() => collector.health.length === 1, "health");
-    expect(collector.health[0]?.leaseState).toBe(LeaseState.OFFLINE);
-    expect(collector.health[0]?.usersCutLocally).toBe(1);
+    await waitFor(() => fx.collector.health.length === 1, "health");
+    expect(fx.collector.health[0]?.leaseState).toBe(LeaseState.OFFLINE);
+    expect(fx.collector.health[0]?.usersCutLocally).toBe(1);
 
     // Coming back online does not undo the cut; a newer lease with budget does.
     await agent.tickMaintenance();
     expect(xray.users()).toEqual(["sub_b"]);
     const lastSeq = BigInt(agent.queue().metrics().nextSeq - 1);
-    session().send({
+    fx.session().send({
       body: {
         $case: "leaseUpdate",
         value: { leases: [{ userId: "sub_a", lease: lease(10_000n) }], usageCountedThroughSeq: lastSeq },
@@ -119,22 +93,22 @@ describe("offline lease", () => {
     await waitFor(() => xray.users().includes("sub_a"), "restored by the new lease");
     expect(wireguard.users()).toEqual(["sub_a", "sub_b"]);
     await agent.tickHealth();
-    await waitFor(() => collector.health.length === 2, "second health");
-    expect(collector.health[1]?.leaseState).toBe(LeaseState.ONLINE);
+    await waitFor(() => fx.collector.health.length === 2, "second health");
+    expect(fx.collector.health[1]?.leaseState).toBe(LeaseState.ONLINE);
   });
 
   it("an expired lease cuts the user at the next check while offline (injected clock, no waiting)", async () => {
-    const t = await enrolledAgent(collector, state.dir, { sleeps: sleepControl("held") });
-    running.push(t);
-    await waitFor(() => collector.hellos.length === 1, "hello");
+    const t = await enrolledAgent(fx.collector, fx.state.dir, { sleeps: sleepControl("held") });
+    fx.running.push(t);
+    await waitFor(() => fx.collector.hellos.length === 1, "hello");
     const expiresAt = new Date(t.clock.now() + 60_000);
     for (const m of snapshotMessages({
       revision: 1n,
       users: [desiredUser("sub_a", { lease: lease(-1n, expiresAt) }), desiredUser("sub_b")],
       nodeConfig: NODE_CONFIG,
     }))
-      session().send(m);
-    await waitFor(() => collector.acks.length === 1, "ack");
+      fx.session().send(m);
+    await waitFor(() => fx.collector.acks.length === 1, "ack");
     await goOffline(t);
     await t.agent.tickMaintenance();
     expect(t.xray.users()).toEqual(["sub_a", "sub_b"]);
@@ -150,7 +124,9 @@ describe("offline lease", () => {
     await t.agent.tickUsage();
     expect(t.xray.users()).toEqual(["sub_a", "sub_b"]); // the control plane cuts it, not the agent
 
-    session().send({ body: { $case: "policy", value: { ...collector.policy, enforceLeasesOnline: true } } });
+    fx.session().send({
+      body: { $case: "policy", value: { ...fx.collector.policy, enforceLeasesOnline: true } },
+    });
     await t.agent.idle();
     await waitFor(() => t.agent.policy().enforceLeasesOnline, "policy");
     await t.agent.tickUsage();
@@ -163,7 +139,7 @@ describe("offline lease", () => {
     await t.agent.tickUsage();
     await waitFor(() => t.agent.queue().metrics().pendingBatches === 0, "acked");
     const through = BigInt(t.agent.queue().metrics().nextSeq - 1);
-    session().send({
+    fx.session().send({
       body: {
         $case: "leaseUpdate",
         value: { leases: [{ userId: "sub_a", lease: lease(500n) }], usageCountedThroughSeq: through },
@@ -187,16 +163,16 @@ describe("offline lease", () => {
     expect(t.xray.users()).toEqual(["sub_b"]);
     t.sleeps.release();
     await t.agent.stop();
-    running.length = 0;
+    fx.running.length = 0;
 
     const xray = createFakeEngine("xray");
     const next = createTestAgent({
-      collector,
-      dir: state.dir,
+      collector: fx.collector,
+      dir: fx.state.dir,
       engines: [xray, t.wireguard],
       sleeps: sleepControl("held"),
     });
-    running.push(next);
+    fx.running.push(next);
     await next.agent.start();
     expect(xray.users()).toEqual(["sub_b"]);
     expect(t.wireguard.users()).toEqual(["sub_b"]);
@@ -210,16 +186,16 @@ describe("offline lease", () => {
     await t.agent.tickUsage();
     t.sleeps.release();
     await t.agent.stop();
-    running.length = 0;
+    fx.running.length = 0;
 
     const xray = createFakeEngine("xray");
     const next = createTestAgent({
-      collector,
-      dir: state.dir,
+      collector: fx.collector,
+      dir: fx.state.dir,
       engines: [xray, t.wireguard],
       sleeps: sleepControl("held"),
     });
-    running.push(next);
+    fx.running.push(next);
     await next.agent.start();
     expect(xray.users()).toEqual(["sub_a", "sub_b"]);
     xray.traffic("sub_a", 400, 0); // 600 before the restart + 400 = 1000

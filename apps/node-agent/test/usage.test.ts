@@ -1,61 +1,37 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { UsageBatch } from "@vpnpanel/proto";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { scanFrames } from "../src/queue/framing";
 import { decodeRecord } from "../src/queue/records";
 import {
+  agentFixture,
   createTestAgent,
   desiredUser,
   enrolledAgent,
   NODE_CONFIG,
-  type TestAgent,
-  tempStateDir,
   waitFor,
 } from "./support/agent-harness";
-import {
-  type FakeCollector,
-  type FakeSession,
-  snapshotMessages,
-  startFakeCollector,
-} from "./support/fake-collector";
+import { snapshotMessages } from "./support/fake-collector";
 import { createFakeEngine, type FakeEngine } from "./support/fake-engine";
 
-let collector: FakeCollector;
-let state: Awaited<ReturnType<typeof tempStateDir>>;
-const running: TestAgent[] = [];
-
-beforeEach(async () => {
-  collector = await startFakeCollector();
-  state = await tempStateDir();
-});
-afterEach(async () => {
-  for (const t of running.splice(0)) await t.agent.stop().catch(() => undefined);
-  await collector.close();
-  await state.remove();
-});
-
-const session = (): FakeSession => {
-  const s = collector.active();
-  if (!s) throw new Error("no active session");
-  return s;
-};
+const fx = agentFixture();
 
 const USERS = ["sub_a", "sub_b", "sub_c"];
 
 /** An enrolled, connected agent serving USERS on both engines. */
 async function serving(extra: Parameters<typeof enrolledAgent>[2] = {}) {
-  const t = await enrolledAgent(collector, state.dir, extra);
-  running.push(t);
-  await waitFor(() => collector.hellos.length >= 1, "hello");
-  const acks = collector.acks.length;
+  const t = await enrolledAgent(fx.collector, fx.state.dir, extra);
+  fx.running.push(t);
+  await waitFor(() => fx.collector.hellos.length >= 1, "hello");
+  const acks = fx.collector.acks.length;
   for (const m of snapshotMessages({
     revision: 1n,
     users: USERS.map((u) => desiredUser(u)),
     nodeConfig: NODE_CONFIG,
   }))
-    session().send(m);
-  await waitFor(() => collector.acks.length > acks, "snapshot ack");
+    fx.session().send(m);
+  await waitFor(() => fx.collector.acks.length > acks, "snapshot ack");
   return t;
 }
 
@@ -73,14 +49,14 @@ function truth(...engines: FakeEngine[]): Map<string, { up: number; down: number
   return out;
 }
 
-const seqs = () => collector.usageLog.map((b) => Number(b.seq));
+const seqs = () => fx.collector.usageLog.map((b) => Number(b.seq));
 
 describe("usage reporting", () => {
   it("every batch is on disk before it is sent, and batches go out in seq order", async () => {
     const { agent, xray, wireguard } = await serving();
     const onDiskAtSend: boolean[] = [];
-    collector.onUsage = (batch) => {
-      const { records } = scanFrames(readFileSync(join(state.dir, "usage-queue.log")));
+    fx.collector.onUsage = (batch) => {
+      const { records } = scanFrames(readFileSync(join(fx.state.dir, "usage-queue.log")));
       onDiskAtSend.push(
         records
           .map(decodeRecord)
@@ -93,28 +69,28 @@ describe("usage reporting", () => {
       await agent.tickUsage();
     }
     // One batch per engine per sample.
-    await waitFor(() => collector.usageLog.length === 6, "six batches");
+    await waitFor(() => fx.collector.usageLog.length === 6, "six batches");
     expect(seqs()).toEqual([1, 2, 3, 4, 5, 6]);
     expect(onDiskAtSend).toEqual([true, true, true, true, true, true]);
     await waitFor(() => agent.queue().metrics().pendingBatches === 0, "acks");
-    expect(Object.fromEntries(collector.totals())).toEqual(Object.fromEntries(truth(xray, wireguard)));
+    expect(Object.fromEntries(fx.collector.totals())).toEqual(Object.fromEntries(truth(xray, wireguard)));
   });
 
   it("a batch is dropped only after the UsageAck for its own seq (acks are not cumulative)", async () => {
     const { agent, xray } = await serving();
-    collector.autoAck = false;
+    fx.collector.autoAck = false;
     xray.traffic("sub_a", 1, 1);
     await agent.tickUsage();
     xray.traffic("sub_a", 2, 2);
     await agent.tickUsage();
-    await waitFor(() => collector.usageLog.length === 2, "two batches");
+    await waitFor(() => fx.collector.usageLog.length === 2, "two batches");
     expect(
       agent
         .queue()
         .pending()
         .map((b) => b.seq),
     ).toEqual([1, 2]);
-    session().send({ body: { $case: "usageAck", value: { seq: 2n, duplicate: false } } });
+    fx.session().send({ body: { $case: "usageAck", value: { seq: 2n, duplicate: false } } });
     await waitFor(() => agent.queue().pending().length === 1, "ack of 2");
     expect(
       agent
@@ -122,66 +98,70 @@ describe("usage reporting", () => {
         .pending()
         .map((b) => b.seq),
     ).toEqual([1]);
-    session().send({ body: { $case: "usageAck", value: { seq: 1n, duplicate: false } } });
+    fx.session().send({ body: { $case: "usageAck", value: { seq: 1n, duplicate: false } } });
     await waitFor(() => agent.queue().pending().length === 0, "ack of 1");
   });
 
-  it("after a dropped stream every unacked batch is resent, byte for byte, in seq order; the collector counts it once", async () => {
+  it("after a dropped stream every unacked batch is resent, byte for byte, in seq order; the fx.collector counts it once", async () => {
     const { agent, xray, wireguard } = await serving();
-    collector.autoAck = false; // the collector commits, but its acks are lost with the link
+    fx.collector.autoAck = false; // the fx.collector commits, but its acks are lost with the link
     for (let i = 0; i < 3; i++) {
       xray.traffic(USERS[i] as string, 10, 100);
       await agent.tickUsage();
     }
-    await waitFor(() => collector.usageLog.length === 3, "three batches");
-    const firstSend = collector.usageLog.map((b) =>
+    await waitFor(() => fx.collector.usageLog.length === 3, "three batches");
+    const firstSend = fx.collector.usageLog.map((b) =>
       Buffer.from(UsageBatch.encode(b).finish()).toString("hex"),
     );
-    collector.autoAck = true;
-    session().drop();
+    fx.collector.autoAck = true;
+    fx.session().drop();
     await waitFor(() => agent.queue().metrics().pendingBatches === 0, "resent and acked");
     expect(seqs()).toEqual([1, 2, 3, 1, 2, 3]);
-    const resend = collector.usageLog
+    const resend = fx.collector.usageLog
       .slice(3)
       .map((b) => Buffer.from(UsageBatch.encode(b).finish()).toString("hex"));
     expect(resend).toEqual(firstSend);
-    expect(collector.duplicates).toBe(3);
+    expect(fx.collector.duplicates).toBe(3);
     wireguard.traffic("sub_c", 5, 5);
     await agent.tickUsage();
-    await waitFor(() => collector.stored.size === 4, "fourth batch");
-    expect(Object.fromEntries(collector.totals())).toEqual(Object.fromEntries(truth(xray, wireguard)));
+    await waitFor(() => fx.collector.stored.size === 4, "fourth batch");
+    expect(Object.fromEntries(fx.collector.totals())).toEqual(Object.fromEntries(truth(xray, wireguard)));
   });
 
   it("after an agent restart the pending batches are resent under the same seqs and numbering continues", async () => {
     const first = await serving();
-    collector.autoAck = false;
+    fx.collector.autoAck = false;
     first.xray.traffic("sub_a", 300, 3000);
     await first.agent.tickUsage();
     first.wireguard.traffic("sub_b", 40, 400);
     await first.agent.tickUsage();
-    await waitFor(() => collector.usageLog.length === 2, "two batches");
-    // The collector stored only the first (the second was lost in flight), and acked neither.
-    collector.stored.delete(2);
+    await waitFor(() => fx.collector.usageLog.length === 2, "two batches");
+    // The fx.collector stored only the first (the second was lost in flight), and acked neither.
+    fx.collector.stored.delete(2);
     await first.agent.stop();
-    running.length = 0;
+    fx.running.length = 0;
 
-    collector.autoAck = true;
+    fx.collector.autoAck = true;
     const xray = createFakeEngine("xray"); // a new core: its counters start from zero
-    const second = createTestAgent({ collector, dir: state.dir, engines: [xray, first.wireguard] });
-    running.push(second);
+    const second = createTestAgent({
+      collector: fx.collector,
+      dir: fx.state.dir,
+      engines: [xray, first.wireguard],
+    });
+    fx.running.push(second);
     await second.agent.start();
     await waitFor(() => second.agent.queue().metrics().pendingBatches === 0, "resent after restart");
     expect(seqs().slice(2)).toEqual([1, 2]);
-    expect(collector.duplicates).toBe(1);
+    expect(fx.collector.duplicates).toBe(1);
     xray.traffic("sub_a", 5, 50);
     first.wireguard.traffic("sub_b", 1, 10);
     await second.agent.tickUsage();
     await waitFor(
-      () => second.agent.queue().metrics().pendingBatches === 0 && collector.stored.size === 4,
+      () => second.agent.queue().metrics().pendingBatches === 0 && fx.collector.stored.size === 4,
       "new batches",
     );
     expect(seqs().slice(4)).toEqual([3, 4]);
-    expect(Object.fromEntries(collector.totals())).toEqual(
+    expect(Object.fromEntries(fx.collector.totals())).toEqual(
       Object.fromEntries(truth(first.xray, xray, first.wireguard)),
     );
   });
@@ -190,22 +170,22 @@ describe("usage reporting", () => {
     const t = await serving({ shutdownGraceMs: 5_000 });
     t.xray.traffic("sub_c", 77, 770);
     await t.agent.stop();
-    running.length = 0;
-    expect(collector.totals().get("sub_c")).toEqual({ up: 77, down: 770 });
+    fx.running.length = 0;
+    expect(fx.collector.totals().get("sub_c")).toEqual({ up: 77, down: 770 });
     expect(t.xray.log.stops).toBe(1); // Xray-like core: stopped with the agent
   });
 
-  it("Policy.last_stored_usage_seq moves a lost queue's numbering above what the collector stored", async () => {
-    collector.policy = { ...collector.policy, lastStoredUsageSeq: 500n };
+  it("Policy.last_stored_usage_seq moves a lost queue's numbering above what the fx.collector stored", async () => {
+    fx.collector.policy = { ...fx.collector.policy, lastStoredUsageSeq: 500n };
     const { agent, xray } = await serving();
     xray.traffic("sub_a", 1, 1);
     await agent.tickUsage();
-    await waitFor(() => collector.usageLog.length === 1, "batch");
+    await waitFor(() => fx.collector.usageLog.length === 1, "batch");
     expect(seqs()).toEqual([501]);
   });
 
   it("Policy.max_samples_per_batch splits a sample into several batches", async () => {
-    collector.policy = { ...collector.policy, maxSamplesPerBatch: 2 };
+    fx.collector.policy = { ...fx.collector.policy, maxSamplesPerBatch: 2 };
     const { agent, xray, wireguard } = await serving();
     for (const u of USERS) {
       xray.traffic(u, 1, 1);
@@ -213,10 +193,10 @@ describe("usage reporting", () => {
     }
     await agent.tickUsage();
     await waitFor(
-      () => agent.queue().metrics().pendingBatches === 0 && collector.usageLog.length === 4,
+      () => agent.queue().metrics().pendingBatches === 0 && fx.collector.usageLog.length === 4,
       "batches",
     );
-    expect(collector.usageLog.map((b) => b.samples.length)).toEqual([2, 1, 2, 1]);
+    expect(fx.collector.usageLog.map((b) => b.samples.length)).toEqual([2, 1, 2, 1]);
   });
 
   it("a core restart (counters back to zero) and a removal's final reading are each counted exactly once", async () => {
@@ -229,16 +209,16 @@ describe("usage reporting", () => {
     xray.traffic("sub_a", 20, 30);
     await agent.tickUsage();
     xray.traffic("sub_b", 9, 9);
-    session().send({
+    fx.session().send({
       body: {
         $case: "command",
         value: { id: "rm", revision: 2n, action: { $case: "removeUser", value: "sub_b" } },
       },
     });
-    await waitFor(() => collector.acks.some((a) => a.commandIds.includes("rm")), "remove ack");
+    await waitFor(() => fx.collector.acks.some((a) => a.commandIds.includes("rm")), "remove ack");
     await agent.tickUsage();
     await waitFor(() => agent.queue().metrics().pendingBatches === 0, "all acked");
-    const totals = collector.totals();
+    const totals = fx.collector.totals();
     expect(totals.get("sub_a")).toEqual({ up: 1000 + 20, down: 1000 + 30 });
     expect(truth(xray).get("sub_a")?.up).toBe(1000 + 20 + lostInCrash);
     expect(totals.get("sub_b")).toEqual({ up: 9, down: 9 });

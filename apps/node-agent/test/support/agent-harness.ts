@@ -8,9 +8,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type DesiredUser, Engine, type NodeConfig, type UserLease } from "@vpnpanel/proto";
 import { pino } from "pino";
+import { afterEach, beforeEach } from "vitest";
 import { type Agent, createAgent } from "../../src/agent";
 import type { EngineSlot } from "../../src/engine-slots";
-import type { FakeCollector } from "./fake-collector";
+import { type FakeCollector, type FakeSession, startFakeCollector } from "./fake-collector";
 import { createFakeEngine, type FakeEngine } from "./fake-engine";
 
 export const logger = pino({ level: process.env.TEST_LOG ?? "silent" });
@@ -183,4 +184,40 @@ export async function enrolledAgent(
 
 export function sumSamples(collector: FakeCollector, userId: string): { up: number; down: number } {
   return collector.totals().get(userId) ?? { up: 0, down: 0 };
+}
+
+/**
+ * Per test: a fresh fake collector and state directory (from `beforeEach`); agents handed to `track`
+ * have their held sleeps released and are stopped after the test, then both are removed.
+ */
+export function agentFixture() {
+  const fx = {
+    collector: undefined as unknown as FakeCollector,
+    state: undefined as unknown as Awaited<ReturnType<typeof tempStateDir>>,
+    running: [] as TestAgent[],
+    async track<T extends TestAgent>(t: T | Promise<T>): Promise<T> {
+      const agent = await t;
+      fx.running.push(agent);
+      return agent;
+    },
+    /** The collector's live session; throws when there is none. */
+    session(): FakeSession {
+      const s = fx.collector.active();
+      if (!s) throw new Error("no active session");
+      return s;
+    },
+  };
+  beforeEach(async () => {
+    fx.collector = await startFakeCollector();
+    fx.state = await tempStateDir();
+  });
+  afterEach(async () => {
+    for (const t of fx.running.splice(0)) {
+      t.sleeps.release();
+      await t.agent.stop().catch(() => undefined);
+    }
+    await fx.collector.close();
+    await fx.state.remove();
+  });
+  return fx;
 }
