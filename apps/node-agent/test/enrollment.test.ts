@@ -33,7 +33,7 @@ describe("enrollment", () => {
     expect(stored.keyPem).toContain("PRIVATE KEY");
     expect(stored.caPem).toBe(fx.collector.ca.certPem);
 
-    // The stored certificate is the one the fx.collector sees over mutual TLS.
+    // The stored certificate is the one the collector sees over mutual TLS.
     await waitFor(() => fx.collector.hellos.length === 1, "hello");
     expect(fx.collector.hellos[0]?.peerSerial).toBe(certificateInfo(stored.certPem).serialHex);
     expect(fx.collector.hellos[0]?.hello.nodeId).toBe(fx.collector.nodeId);
@@ -58,7 +58,7 @@ describe("enrollment", () => {
     expect(fx.collector.enrollRequests).toHaveLength(0);
   });
 
-  it("a used or wrong token is rejected by the fx.collector and nothing is stored", async () => {
+  it("a used or wrong token is rejected by the collector and nothing is stored", async () => {
     const t = createTestAgent({ collector: fx.collector, dir: fx.state.dir, token: "not-issued" });
     await expect(t.agent.start()).rejects.toThrow(/enrollment failed/);
     await expect(stat(join(fx.state.dir, IDENTITY_FILE))).rejects.toThrow();

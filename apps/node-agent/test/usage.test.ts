@@ -102,9 +102,9 @@ describe("usage reporting", () => {
     await waitFor(() => agent.queue().pending().length === 0, "ack of 1");
   });
 
-  it("after a dropped stream every unacked batch is resent, byte for byte, in seq order; the fx.collector counts it once", async () => {
+  it("after a dropped stream every unacked batch is resent, byte for byte, in seq order; the collector counts it once", async () => {
     const { agent, xray, wireguard } = await serving();
-    fx.collector.autoAck = false; // the fx.collector commits, but its acks are lost with the link
+    fx.collector.autoAck = false; // the collector commits, but its acks are lost with the link
     for (let i = 0; i < 3; i++) {
       xray.traffic(USERS[i] as string, 10, 100);
       await agent.tickUsage();
@@ -175,7 +175,7 @@ describe("usage reporting", () => {
     expect(t.xray.log.stops).toBe(1); // Xray-like core: stopped with the agent
   });
 
-  it("Policy.last_stored_usage_seq moves a lost queue's numbering above what the fx.collector stored", async () => {
+  it("Policy.last_stored_usage_seq moves a lost queue's numbering above what the collector stored", async () => {
     fx.collector.policy = { ...fx.collector.policy, lastStoredUsageSeq: 500n };
     const { agent, xray } = await serving();
     xray.traffic("sub_a", 1, 1);
