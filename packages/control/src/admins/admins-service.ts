@@ -7,7 +7,7 @@ import { passwordProblem } from "../auth/passwords";
 import { type Actor, requireTenantPermission, scopeFor } from "../rbac/actor";
 import type { Role } from "../rbac/permissions";
 import { isUniqueViolation } from "../shared/db-errors";
-import { decodeCursor, encodeCursor } from "../shared/pagination";
+import { decodeCursor, keysetPage } from "../shared/pagination";
 
 export interface CreateAdminInput {
   email: string;
@@ -127,12 +127,9 @@ export function createAdminsService(db: Db, hasher: PasswordHasher) {
         .where(and(...where))
         .orderBy(asc(a.id))
         .limit(page.limit + 1);
-      const items = rows.slice(0, page.limit);
+      const { items, nextCursor } = keysetPage(rows, page.limit, "admins", (r) => r.id);
       const ms = await membershipsOf(items.map((r) => r.id));
-      return {
-        items: items.map((r) => publicAdmin(r, ms.get(r.id))),
-        nextCursor: rows.length > page.limit ? encodeCursor("admins", items.at(-1)!.id) : null,
-      };
+      return { items: items.map((r) => publicAdmin(r, ms.get(r.id))), nextCursor };
     },
 
     async get(actor: Actor, id: string) {

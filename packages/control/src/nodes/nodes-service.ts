@@ -9,7 +9,7 @@ import { bumpNodeConfig, reconcileMembers } from "../desired-state/reconcile";
 import { STRATEGIES, type Strategy } from "../desired-state/strategies";
 import { type Actor, requireTenantPermission, resolveTenant } from "../rbac/actor";
 import { isUniqueViolation } from "../shared/db-errors";
-import { decodeCursor, encodeCursor } from "../shared/pagination";
+import { decodeCursor, keysetPage } from "../shared/pagination";
 import { toBigInt, toDate, toNumber } from "../shared/sql-values";
 import { hashApiKey } from "../traffic/traffic-service";
 import {
@@ -81,8 +81,7 @@ export function createNodesService(deps: {
         .where(and(...where))
         .orderBy(asc(n.id))
         .limit(page.limit + 1);
-      const items = rows.slice(0, page.limit);
-      return { items, nextCursor: rows.length > page.limit ? encodeCursor("nodes", items.at(-1)!.id) : null };
+      return keysetPage(rows, page.limit, "nodes", (r) => r.id);
     },
 
     get: (actor: Actor, id: string) => loadNodeFor(db, actor, id, "nodes:read"),
@@ -313,12 +312,7 @@ export function createNodesService(deps: {
         .where(and(...where))
         .orderBy(asc(a.subscriptionId))
         .limit(page.limit + 1);
-      const items = rows.slice(0, page.limit);
-      return {
-        items,
-        nextCursor:
-          rows.length > page.limit ? encodeCursor("assignments", items.at(-1)!.subscriptionId) : null,
-      };
+      return keysetPage(rows, page.limit, "assignments", (r) => r.subscriptionId);
     },
 
     async assign(actor: Actor, nodeId: string, subscriptionId: string, role: "primary" | "redundant") {

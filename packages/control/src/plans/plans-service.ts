@@ -4,7 +4,7 @@ import { and, asc, eq, gt } from "drizzle-orm";
 import { writeAudit } from "../audit/audit";
 import { type Actor, requireTenantPermission, resolveTenant } from "../rbac/actor";
 import { isUniqueViolation } from "../shared/db-errors";
-import { decodeCursor, encodeCursor } from "../shared/pagination";
+import { decodeCursor, keysetPage } from "../shared/pagination";
 import { visibleTenantsSql } from "../shared/tenant-scope";
 import { type PlanFields, planIssues } from "./plan-rules";
 
@@ -148,11 +148,8 @@ export function createPlansService(db: Db) {
         )
         .orderBy(asc(p.id))
         .limit(page.limit + 1);
-      const items = rows.slice(0, page.limit);
-      return {
-        items: items.map(planView),
-        nextCursor: rows.length > page.limit ? encodeCursor("plans", items.at(-1)!.id) : null,
-      };
+      const { items, nextCursor } = keysetPage(rows, page.limit, "plans", (r) => r.id);
+      return { items: items.map(planView), nextCursor };
     },
 
     async get(actor: Actor, id: string) {

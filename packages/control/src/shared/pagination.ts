@@ -15,3 +15,21 @@ export function decodeCursor(cursor: string, kind: string): string {
   }
   return raw.slice(prefix.length);
 }
+
+/**
+ * One page from the `limit + 1` rows a listing read in key order: the first `limit` rows, and the
+ * cursor after the last of them when the extra row shows there is more.
+ */
+export function keysetPage<R>(
+  rows: readonly R[],
+  limit: number,
+  kind: string,
+  keyOf: (row: R) => string,
+): { items: R[]; nextCursor: string | null } {
+  const items = rows.slice(0, limit);
+  const last = items.at(-1);
+  return {
+    items,
+    nextCursor: rows.length > limit && last !== undefined ? encodeCursor(kind, keyOf(last)) : null,
+  };
+}

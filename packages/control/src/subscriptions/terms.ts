@@ -7,7 +7,7 @@ import {
   type SubscriptionState,
   transition,
 } from "@vpnpanel/domain";
-import type { Engine, HoldMode, PlanResetAnchor, PlanResetStrategy } from "../plans/plan-rules";
+import type { Engine, HoldMode, PlanFields, PlanResetAnchor, PlanResetStrategy } from "../plans/plan-rules";
 
 // A subscription's terms are copied from a plan (or given explicitly) and turned into a schedule:
 // when the plan's clock starts, when it ends, when usage resets, or until when it may be held.
@@ -84,18 +84,7 @@ export function initialState(quotaBytes: bigint | null, s: Schedule, now: Date):
 }
 
 /** A plan's terms as they are copied onto a subscription. */
-export function termsOfPlan(plan: {
-  id: string;
-  quotaBytes: bigint | null;
-  durationSeconds: number | null;
-  engines: Engine[];
-  resetStrategy: PlanResetStrategy;
-  resetAnchor: PlanResetAnchor;
-  holdMode: HoldMode;
-  holdStartAt: Date | null;
-  maxHoldSeconds: number | null;
-  nextPlanId: string | null;
-}): Terms {
+export function termsOfPlan(plan: Omit<PlanFields, "name"> & { id: string }): Terms {
   return {
     planId: plan.id,
     quotaBytes: plan.quotaBytes,

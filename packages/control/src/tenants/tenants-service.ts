@@ -4,7 +4,7 @@ import { and, asc, eq, gt, inArray, type SQL, sql } from "drizzle-orm";
 import { writeAudit } from "../audit/audit";
 import { type Actor, requirePlatform, requireTenantPermission } from "../rbac/actor";
 import { isUniqueViolation } from "../shared/db-errors";
-import { decodeCursor, encodeCursor } from "../shared/pagination";
+import { decodeCursor, keysetPage } from "../shared/pagination";
 
 export interface TenantInput {
   name: string;
@@ -52,11 +52,7 @@ export function createTenantsService(db: Db) {
         .where(and(...where))
         .orderBy(asc(t.id))
         .limit(page.limit + 1);
-      const items = rows.slice(0, page.limit);
-      return {
-        items,
-        nextCursor: rows.length > page.limit ? encodeCursor("tenants", items.at(-1)!.id) : null,
-      };
+      return keysetPage(rows, page.limit, "tenants", (r) => r.id);
     },
 
     async get(actor: Actor, id: string) {

@@ -15,7 +15,7 @@ import { type Engine, effectiveEngines } from "../plans/plan-rules";
 import { planInTenant } from "../plans/plans-service";
 import { type Actor, requireTenantPermission, resolveTenant } from "../rbac/actor";
 import { isUniqueViolation } from "../shared/db-errors";
-import { decodeCursor, encodeCursor } from "../shared/pagination";
+import { decodeCursor, keysetPage } from "../shared/pagination";
 import { toDate, toNumber, tsParam } from "../shared/sql-values";
 import { visibleTenantsSql } from "../shared/tenant-scope";
 import { openSubscriptionToken, subscriptionUrl } from "../subscriptions/subscription-token";
@@ -197,11 +197,8 @@ export function createUsersService(deps: UsersDeps) {
         limit: page.limit,
         ...(page.cursor ? { after: decodeCursor(page.cursor, kind) } : {}),
       });
-      const items = rows.slice(0, page.limit);
-      return {
-        items: items.map((r) => userView(r)),
-        nextCursor: rows.length > page.limit ? encodeCursor(kind, cursorValue(filter, items.at(-1)!)) : null,
-      };
+      const { items, nextCursor } = keysetPage(rows, page.limit, kind, (r) => cursorValue(filter, r));
+      return { items: items.map((r) => userView(r)), nextCursor };
     },
 
     /** Renames or re-notes a user. A rename changes what subscribers see (remarks), so it bumps the revision. */

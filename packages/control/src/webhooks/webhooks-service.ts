@@ -4,7 +4,7 @@ import { and, asc, desc, eq, gt, lt } from "drizzle-orm";
 import { writeAudit } from "../audit/audit";
 import { outboxTopics } from "../outbox/outbox";
 import { type Actor, requireTenantPermission, resolveTenant } from "../rbac/actor";
-import { decodeCursor, encodeCursor } from "../shared/pagination";
+import { decodeCursor, keysetPage } from "../shared/pagination";
 import { visibleTenantsSql } from "../shared/tenant-scope";
 import { newWebhookSecret } from "./signing";
 import { checkUrlShape, type Resolver, resolveTarget, systemResolver, type UrlPolicy } from "./url-guard";
@@ -140,11 +140,8 @@ export function createWebhooksService(deps: {
         )
         .orderBy(asc(w.id))
         .limit(page.limit + 1);
-      const items = rows.slice(0, page.limit);
-      return {
-        items: items.map(endpointView),
-        nextCursor: rows.length > page.limit ? encodeCursor("webhooks", items.at(-1)!.id) : null,
-      };
+      const { items, nextCursor } = keysetPage(rows, page.limit, "webhooks", (r) => r.id);
+      return { items: items.map(endpointView), nextCursor };
     },
 
     async get(actor: Actor, id: string) {
@@ -224,11 +221,8 @@ export function createWebhooksService(deps: {
         )
         .orderBy(desc(d.id))
         .limit(page.limit + 1);
-      const items = rows.slice(0, page.limit);
-      return {
-        items: items.map(deliveryView),
-        nextCursor: rows.length > page.limit ? encodeCursor("deliveries", items.at(-1)!.id) : null,
-      };
+      const { items, nextCursor } = keysetPage(rows, page.limit, "deliveries", (r) => r.id);
+      return { items: items.map(deliveryView), nextCursor };
     },
   };
 }
