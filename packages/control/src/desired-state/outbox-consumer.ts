@@ -1,6 +1,6 @@
 import { type Db, type DbOrTx, queryRows } from "@vpnpanel/db";
 import { sql } from "drizzle-orm";
-import { toBigInt } from "../shared/sql-values";
+import { advanceOutboxCursor, lockOutboxCursor } from "../outbox/outbox";
 import { assignNewSubscriptions } from "./assignment";
 import { type MemberChange, reconcileMembers } from "./reconcile";
 
@@ -44,23 +44,6 @@ interface OutboxRow {
   payload: Record<string, unknown> | string;
 }
 
-async function lockCursor(tx: DbOrTx, consumer: string) {
-  const select = () =>
-    queryRows<{ last_txid: string; last_id: unknown }>(
-      tx,
-      sql`SELECT last_txid::text AS last_txid, last_id::text AS last_id FROM outbox_txid_cursors
-          WHERE consumer = ${consumer} FOR UPDATE SKIP LOCKED`,
-    );
-  let rows = await select();
-  if (rows.length === 0) {
-    await tx.execute(
-      sql`INSERT INTO outbox_txid_cursors (consumer) VALUES (${consumer}) ON CONFLICT DO NOTHING`,
-    );
-    rows = await select();
-  }
-  return rows[0] ?? null;
-}
-
 function subscriptionOf(row: OutboxRow): string | null {
   if (!row.topic.startsWith("user.")) return null;
   const payload = typeof row.payload === "string" ? JSON.parse(row.payload) : row.payload;
@@ -76,7 +59,7 @@ export async function consumeOutboxPage(
 ): Promise<ConsumerStep> {
   return db.transaction(async (tx) => {
     const empty: ConsumerStep = { events: 0, changes: [], revisions: new Map(), leaseSubscriptions: [] };
-    const cursor = await lockCursor(tx, consumer);
+    const cursor = await lockOutboxCursor(tx, consumer);
     if (!cursor) return empty;
     const events = await queryRows<OutboxRow>(
       tx,
@@ -98,9 +81,7 @@ export async function consumeOutboxPage(
     await assignNewSubscriptions(tx, ids);
     const result = await reconcileMembers(tx, { subscriptionIds: ids });
     const last = events.at(-1)!;
-    await tx.execute(sql`UPDATE outbox_txid_cursors
-      SET last_txid = ${String(last.txid)}::xid8, last_id = ${String(toBigInt(last.id))}::bigint, updated_at = now()
-      WHERE consumer = ${consumer}`);
+    await advanceOutboxCursor(tx, consumer, last);
     const changed = new Set(result.changes.map((c) => c.subscriptionId));
     return {
       events: events.length,

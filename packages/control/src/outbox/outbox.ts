@@ -89,3 +89,38 @@ export async function advanceOutbox(db: DbOrTx, consumer: string, lastId: string
     ON CONFLICT (consumer) DO UPDATE
       SET last_id = greatest(outbox_cursors.last_id, excluded.last_id), updated_at = now()`);
 }
+
+/**
+ * Locks a consumer's (txid, id) cursor row in outbox_txid_cursors (0004_nodes.sql), creating it on
+ * first use. Null when another replica holds it (SKIP LOCKED): that one is consuming the page.
+ */
+export async function lockOutboxCursor(
+  tx: DbOrTx,
+  consumer: string,
+): Promise<{ last_txid: string; last_id: string } | null> {
+  const select = () =>
+    queryRows<{ last_txid: string; last_id: string }>(
+      tx,
+      sql`SELECT last_txid::text AS last_txid, last_id::text AS last_id FROM outbox_txid_cursors
+          WHERE consumer = ${consumer} FOR UPDATE SKIP LOCKED`,
+    );
+  let rows = await select();
+  if (rows.length === 0) {
+    await tx.execute(
+      sql`INSERT INTO outbox_txid_cursors (consumer) VALUES (${consumer}) ON CONFLICT DO NOTHING`,
+    );
+    rows = await select();
+  }
+  return rows[0] ?? null;
+}
+
+/** Moves a consumer's cursor past the last event it consumed (in the transaction that consumed it). */
+export async function advanceOutboxCursor(
+  tx: DbOrTx,
+  consumer: string,
+  last: { txid: unknown; id: unknown },
+): Promise<void> {
+  await tx.execute(sql`UPDATE outbox_txid_cursors
+    SET last_txid = ${String(last.txid)}::xid8, last_id = ${String(last.id)}::bigint, updated_at = now()
+    WHERE consumer = ${consumer}`);
+}

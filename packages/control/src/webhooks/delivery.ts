@@ -2,8 +2,9 @@ import http from "node:http";
 import https from "node:https";
 import type { LookupFunction } from "node:net";
 import { type Clock, type Logger, newId, type SecretBox } from "@vpnpanel/common";
-import { type Db, type DbOrTx, queryRows } from "@vpnpanel/db";
+import { type Db, queryRows } from "@vpnpanel/db";
 import { sql } from "drizzle-orm";
+import { advanceOutboxCursor, lockOutboxCursor } from "../outbox/outbox";
 import { textArray, toDate, toNumber, tsParam } from "../shared/sql-values";
 import { retryDelaySeconds } from "./backoff";
 import { SIGNATURE_HEADER, signatureHeader } from "./signing";
@@ -48,24 +49,6 @@ interface OutboxEvent {
   payload: Record<string, unknown> | string;
 }
 
-/** Locks this consumer's (txid, id) cursor (see 0004_nodes.sql: an id-only cursor can skip late commits). */
-async function lockCursor(tx: DbOrTx) {
-  const select = () =>
-    queryRows<{ last_txid: string; last_id: string }>(
-      tx,
-      sql`SELECT last_txid::text AS last_txid, last_id::text AS last_id FROM outbox_txid_cursors
-          WHERE consumer = ${WEBHOOKS_CONSUMER} FOR UPDATE SKIP LOCKED`,
-    );
-  let rows = await select();
-  if (rows.length === 0) {
-    await tx.execute(
-      sql`INSERT INTO outbox_txid_cursors (consumer) VALUES (${WEBHOOKS_CONSUMER}) ON CONFLICT DO NOTHING`,
-    );
-    rows = await select();
-  }
-  return rows[0] ?? null;
-}
-
 export function createWebhookDelivery(deps: {
   db: Db;
   box: SecretBox;
@@ -80,7 +63,7 @@ export function createWebhookDelivery(deps: {
   async function fanOutPage(limit: number): Promise<{ events: number; deliveries: number }> {
     const now = clock.now();
     return db.transaction(async (tx) => {
-      const cursor = await lockCursor(tx);
+      const cursor = await lockOutboxCursor(tx, WEBHOOKS_CONSUMER);
       if (!cursor) return { events: 0, deliveries: 0 };
       const events = await queryRows<OutboxEvent>(
         tx,
@@ -159,9 +142,7 @@ export function createWebhookDelivery(deps: {
           ON CONFLICT (endpoint_id, outbox_id) DO NOTHING`);
       }
       const last = events.at(-1)!;
-      await tx.execute(sql`UPDATE outbox_txid_cursors
-        SET last_txid = ${last.txid}::xid8, last_id = ${last.id}::bigint, updated_at = now()
-        WHERE consumer = ${WEBHOOKS_CONSUMER}`);
+      await advanceOutboxCursor(tx, WEBHOOKS_CONSUMER, last);
       return { events: events.length, deliveries: rows.length };
     });
   }
