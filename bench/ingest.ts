@@ -27,13 +27,14 @@ import { createCsr, exportPrivateKeyPem, generateKeyPair } from "@vpnpanel/pki";
 import { sql } from "drizzle-orm";
 import pg from "pg";
 import { seedSubscribers } from "../apps/collector/test/support/seed";
+import { option } from "./args";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const DB_NAME = "vpnpanel_bench_ingest";
 
 function arg(args: string[], name: string, fallback: number): number {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
+  const value = option(args, name);
+  return value === undefined ? fallback : Number(value);
 }
 
 async function freePort(): Promise<number> {

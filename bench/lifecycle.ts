@@ -14,6 +14,7 @@ import { queryRows } from "@vpnpanel/db";
 import { createSchedulerRole } from "@vpnpanel/scheduler";
 import { sql } from "drizzle-orm";
 import pg from "pg";
+import { option } from "./args";
 
 // `npm run bench -- lifecycle [--users N] [--total N] [--batch N] [--database URL] [--keep]`
 //
@@ -28,10 +29,7 @@ import pg from "pg";
 //    EXPLAIN ANALYZE of the statements behind them.
 
 function parseArgs(args: string[]) {
-  const get = (name: string) => {
-    const i = args.indexOf(`--${name}`);
-    return i >= 0 ? args[i + 1] : undefined;
-  };
+  const get = (name: string) => option(args, name);
   return {
     users: Number(get("users") ?? 100_000),
     total: Number(get("total") ?? 1_000_000),

@@ -5,10 +5,16 @@ import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { buildApi } from "@vpnpanel/api";
 import { createSecretBox, newId } from "@vpnpanel/common";
-import { createControlPlane, loadControlConfig, subscriptionTokenContext } from "@vpnpanel/control";
+import {
+  createControlPlane,
+  credentialContext,
+  loadControlConfig,
+  subscriptionTokenContext,
+} from "@vpnpanel/control";
 import { migrate, openDatabase } from "@vpnpanel/db";
 import Fastify from "fastify";
 import pg from "pg";
+import { option } from "./args";
 
 // `npm run bench -- sub [--users N] [--duration S] [--runs N] [--redis URL] [--keep]`
 //
@@ -45,13 +51,9 @@ const autocannon = require("autocannon") as Autocannon;
 const BENCH_SECRET = Buffer.alloc(32, 9).toString("base64");
 const UA = "v2rayN/6.42";
 const GIB = 1024 ** 3;
-const credentialContext = (column: string, userId: string) => `credentials.${column}:${userId}`;
 
 function parseArgs(args: string[]) {
-  const get = (name: string) => {
-    const i = args.indexOf(`--${name}`);
-    return i >= 0 ? args[i + 1] : undefined;
-  };
+  const get = (name: string) => option(args, name);
   return {
     users: Number(get("users") ?? 100_000),
     duration: Number(get("duration") ?? 10),
